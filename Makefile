@@ -1,0 +1,30 @@
+# Two commands on a fresh machine with only Python and make: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/krabs serve
+
+lint: install
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
+
+test: install lint
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/http_write.py
+
+clean:
+	rm -rf $(VENV) krabs-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from krabs.cli import main
+
+main()

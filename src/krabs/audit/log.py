@@ -1,0 +1,110 @@
+"""Appending to the per-account hash chain. The hashed record holds ids and digests only; arguments,
+result and row images live in ``audit_payloads`` under their digest, so personal data can later be
+erased without breaking the chain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.engine.uow import UnitOfWork
+from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
+
+GENESIS = "0" * 64
+RECORD_VERSION = 1
+
+
+def init_chain(conn: sa.Connection, account_id: str) -> None:
+    conn.execute(audit_heads.insert().values(account_id=account_id, seq=0, hash=GENESIS))
+
+
+def append(
+    uow: UnitOfWork,
+    *,
+    action_id: str,
+    op: str,
+    args: dict[str, Any],
+    result: dict[str, Any],
+    undo_token_hash: str | None,
+    undo_expires_at: str | None,
+    undo_of: str | None = None,
+) -> dict[str, Any]:
+    """Append one action to the caller's chain and return its record (with ``hash``)."""
+    conn = uow.conn
+    head = conn.execute(
+        sa.select(audit_heads.c.seq, audit_heads.c.hash)
+        .where(audit_heads.c.account_id == uow.account_id)
+        .with_for_update()
+    ).one()
+    seq = int(head.seq) + 1
+    payload = {"args": args, "result": result, "changes": [c.to_dict() for c in uow.changes]}
+    payload_bytes = canonical(payload)
+    payload_digest = sha256_hex(payload_bytes)
+    targets = list(dict.fromkeys(c.id for c in uow.changes))
+    record: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "seq": seq,
+        "id": action_id,
+        "ts": uow.now,
+        "account": uow.account_id,
+        "actor": {"key": uow.principal.key_id, "agent": uow.principal.agent_id},
+        "run": uow.run_id,
+        "op": op,
+        "targets": targets,
+        "result_digest": digest(result),
+        "payload_digest": payload_digest,
+        "undo_of": undo_of,
+        "prev_hash": head.hash,
+    }
+    record_bytes = canonical(record)
+    record_hash = sha256_hex(record_bytes)
+    conn.execute(
+        audit_payloads.insert().values(
+            account_id=uow.account_id, digest=payload_digest, body=payload_bytes.decode()
+        )
+    )
+    conn.execute(
+        audit_actions.insert().values(
+            id=action_id,
+            account_id=uow.account_id,
+            seq=seq,
+            created_at=uow.now,
+            op=op,
+            run_id=uow.run_id,
+            key_id=uow.principal.key_id,
+            agent_id=uow.principal.agent_id,
+            record=record_bytes.decode(),
+            hash=record_hash,
+            prev_hash=head.hash,
+            payload_digest=payload_digest,
+            undo_token_hash=undo_token_hash,
+            undo_expires_at=undo_expires_at,
+            undo_of=undo_of,
+        )
+    )
+    if targets:
+        conn.execute(
+            audit_targets.insert(),
+            [
+                {"account_id": uow.account_id, "target_id": t, "seq": seq, "action_id": action_id}
+                for t in targets
+            ],
+        )
+    conn.execute(
+        audit_heads.update()
+        .where(audit_heads.c.account_id == uow.account_id)
+        .values(seq=seq, hash=record_hash)
+    )
+    return {**record, "hash": record_hash}
+
+
+def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> dict[str, Any]:
+    body = conn.execute(
+        sa.select(audit_payloads.c.body).where(
+            audit_payloads.c.account_id == account_id, audit_payloads.c.digest == payload_digest
+        )
+    ).scalar_one()
+    return dict(json.loads(body))

@@ -1,0 +1,56 @@
+"""Settings from the environment, read once; every knob is a ``KRABS_*`` variable documented in the README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path("krabs-data"))
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8787
+    bootstrap_key: str | None = None
+    default_region: str | None = None
+    #: Sustained requests per second per API key; bursts of twice that are allowed. 0 disables.
+    rate_limit_per_second: float = 100.0
+    max_body_bytes: int = 1024 * 1024
+    #: Validate every handler's result against its output model (on in tests; costs time in production).
+    validate_output: bool = False
+    undo_ttl_seconds: int = 24 * 3600
+    idempotency_ttl_seconds: int = 24 * 3600
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("KRABS_DATA_DIR") or "krabs-data")
+        return cls(
+            data_dir=data_dir,
+            database_url=os.environ.get("KRABS_DATABASE_URL") or None,
+            host=os.environ.get("KRABS_HOST") or "127.0.0.1",
+            port=_int("KRABS_PORT", 8787),
+            bootstrap_key=os.environ.get("KRABS_BOOTSTRAP_KEY") or None,
+            default_region=(os.environ.get("KRABS_DEFAULT_REGION") or None),
+            rate_limit_per_second=_float("KRABS_RATE_LIMIT_PER_SECOND", 100.0),
+            max_body_bytes=_int("KRABS_MAX_BODY_BYTES", 1024 * 1024),
+            validate_output=os.environ.get("KRABS_VALIDATE_OUTPUT", "") in ("1", "true", "yes"),
+        )
+
+    @property
+    def url(self) -> str:
+        """The database URL: the configured one, else an embedded SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'krabs.db').resolve()}"

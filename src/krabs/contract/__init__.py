@@ -1,0 +1,1 @@
+"""The contract: operations, their models and their errors."""

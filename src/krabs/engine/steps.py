@@ -1,0 +1,416 @@
+"""The steps of the call path, each ``step(call, next) -> Outcome``. ``krabs.engine.core`` lists them in
+order and folds them into one callable, as Starlette builds its middleware stack."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from krabs.audit import log
+from krabs.audit.canonical import canonical
+from krabs.auth import KeyCache, authenticate
+from krabs.config import Settings
+from krabs.contract.errors import KrabsError
+from krabs.contract.ids import new_id
+from krabs.contract.registry import Registry
+from krabs.engine.context import Call, Outcome
+from krabs.engine.events import EventBus
+from krabs.engine.uow import UnitOfWork, utcnow
+from krabs.engine.validation import scan_json, validate_args
+from krabs.ratelimit import RateLimiter
+from krabs.runs.attach import RunResolver
+from krabs.store.db import Store
+from krabs.store.tables import api_keys, idempotency_keys
+
+Next = Callable[[Call], Outcome]
+
+
+def _iso_in(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Authenticate:
+    def __init__(self, store: Store, cache: KeyCache) -> None:
+        self.store, self.cache = store, cache
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        principal = call.request.principal or authenticate(self.store, self.cache, call.request.api_key)
+        return next(call.evolve(principal=principal))
+
+
+class ResolveOperation:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        op = self.registry.get(call.request.op)
+        if op is None:
+            raise KrabsError(
+                "unknown_operation",
+                f"no operation named {call.request.op[:100]!r}; GET /v1/schema lists all of them",
+                param="op",
+            )
+        return next(call.evolve(operation=op))
+
+
+class AuthorizeScope:
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        if not call.who.allows(call.op.scope):
+            raise KrabsError(
+                "forbidden",
+                f"{call.op.name} needs the {call.op.scope!r} scope; this key has "
+                f"{', '.join(sorted(call.who.scopes)) or 'none'}",
+            )
+        return next(call)
+
+
+class RateLimit:
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        subject = call.who.key_id or call.who.account_id
+        wait = self.limiter.acquire(subject)
+        if wait is not None:
+            outcome = Outcome.failure(
+                KrabsError(
+                    "rate_limited",
+                    f"rate limit of {self.limiter.rate:g} requests/s for this key exceeded; "
+                    f"retry in {wait:.2f}s",
+                )
+            )
+            outcome.retry_after = wait
+            return outcome
+        return next(call)
+
+
+class AttachRun:
+    def __init__(self, runs: RunResolver) -> None:
+        self.runs = runs
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        run_id = self.runs.resolve(call.who, call.request.run_id)
+        outcome = next(call.evolve(run_id=run_id))
+        outcome.run_id = outcome.run_id or run_id
+        return outcome
+
+
+class Validate:
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        raw = call.request.args
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise KrabsError("invalid_argument", "arguments must be a JSON object", param=None)
+        scan_json(raw)
+        dry_run = call.request.dry_run
+        if "dry_run" in raw:
+            raw = dict(raw)
+            flag = raw.pop("dry_run")
+            if not isinstance(flag, bool):
+                raise KrabsError("invalid_argument", "dry_run must be true or false", param="dry_run")
+            dry_run = dry_run or flag
+        args = validate_args(call.op.input, raw, call.op.name)
+        return next(call.evolve(args=args, dry_run=dry_run))
+
+
+class Publish:
+    """After commit: build the run's ``tool_call`` event and fan it out; note the key's last use."""
+
+    def __init__(self, bus: EventBus, store: Store) -> None:
+        self.bus, self.store = bus, store
+        self._touched: dict[str, float] = {}
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        outcome = next(call)
+        event: dict[str, Any] = {
+            "type": "tool_call",
+            "ts": utcnow(),
+            "run_id": outcome.run_id or call.run_id,
+            "account_id": call.who.account_id,
+            "agent_id": call.who.agent_id,
+            "op": call.op.name,
+            "args": call.request.args if isinstance(call.request.args, dict) else {},
+            "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+            "action_id": outcome.action_id,
+            "dry_run": _requested_dry_run(call),
+            "replayed": outcome.replayed,
+        }
+        if outcome.ok:
+            event["result"] = outcome.result
+        else:
+            assert outcome.error is not None
+            event["error"] = {"code": outcome.error.code, "message": outcome.error.message}
+        outcome.event = event
+        self.bus.publish(event)
+        if outcome.ok and not _requested_dry_run(call) and call.who.key_id:
+            self._touch(call.who.key_id)
+        return outcome
+
+    def _touch(self, key_id: str) -> None:
+        now = time.monotonic()
+        if now - self._touched.get(key_id, 0.0) < 60:
+            return
+        self._touched[key_id] = now
+        with self.store.transaction(write=True) as conn:
+            conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=utcnow()))
+
+
+def _requested_dry_run(call: Call) -> bool:
+    raw = call.request.args
+    return call.request.dry_run or (isinstance(raw, dict) and raw.get("dry_run") is True)
+
+
+class IdempotencyGuard:
+    """Outside the transaction: refuse a key already in flight in this process, and remember a
+    handler's error under the key once its transaction has rolled back (Stripe's semantics)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self._in_flight: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        key = call.request.idempotency_key
+        if key is None or not call.op.mutates or call.dry_run:
+            return next(call)
+        if not (1 <= len(key) <= 255) or not key.isascii() or not key.isprintable():
+            raise KrabsError(
+                "invalid_argument",
+                "Idempotency-Key must be 1-255 printable ASCII characters",
+                param="Idempotency-Key",
+            )
+        slot = (call.who.account_id, key)
+        with self._lock:
+            if slot in self._in_flight:
+                raise KrabsError(
+                    "idempotency_key_in_use",
+                    "a request with this Idempotency-Key is still in progress; retry shortly",
+                    param="Idempotency-Key",
+                )
+            self._in_flight.add(slot)
+        try:
+            outcome = next(call)
+            if outcome.error is not None and outcome.executed and not outcome.replayed:
+                self._remember_error(call, key, outcome)
+            return outcome
+        finally:
+            with self._lock:
+                self._in_flight.discard(slot)
+
+    def _remember_error(self, call: Call, key: str, outcome: Outcome) -> None:
+        assert outcome.error is not None
+        body = {"error": outcome.error.to_dict(op=call.op.name)}
+        with self.store.transaction(write=True) as conn:
+            exists = conn.execute(
+                sa.select(idempotency_keys.c.key).where(
+                    idempotency_keys.c.account_id == call.who.account_id,
+                    idempotency_keys.c.key == key,
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    idempotency_keys.insert().values(
+                        **_idem_row(call, key, outcome.status, body, None, self.settings)
+                    )
+                )
+
+
+def fingerprint(op: str, args: Any) -> str:
+    raw = dict(args) if isinstance(args, dict) else {}
+    raw.pop("dry_run", None)
+    return hashlib.sha256(canonical({"op": op, "args": raw})).hexdigest()
+
+
+def _idem_row(
+    call: Call, key: str, status: int, body: dict[str, Any], action_id: str | None, settings: Settings
+) -> dict[str, Any]:
+    return {
+        "account_id": call.who.account_id,
+        "key": key,
+        "op": call.op.name,
+        "fingerprint": fingerprint(call.op.name, call.request.args),
+        "status": status,
+        "response": json.dumps(body),
+        "run_id": call.run_id,
+        "action_id": action_id,
+        "created_at": utcnow(),
+        "expires_at": _iso_in(settings.idempotency_ttl_seconds),
+    }
+
+
+class IdempotencyRace(Exception):
+    """Another node stored a response under the same key first; the transaction is retried."""
+
+
+class Transaction:
+    """Run the rest inside one transaction: commit a successful write, roll back everything else.
+    A dry-run is the same call, rolled back, reported as its plan."""
+
+    def __init__(self, store: Store, settings: Settings, keys: KeyCache) -> None:
+        self.store, self.settings, self.keys = store, settings, keys
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        for _attempt in range(3):
+            try:
+                return self._once(call, next)
+            except IdempotencyRace:
+                continue
+        raise KrabsError("idempotency_key_in_use", "Idempotency-Key contended; retry", param="Idempotency-Key")
+
+    def _once(self, call: Call, next: Next) -> Outcome:
+        write = call.op.mutates
+        with self.store.connect(write=write) as conn:
+            tx = conn.begin()
+            uow = UnitOfWork(
+                conn=conn,
+                principal=call.who,
+                run_id=call.run_id,
+                dialect=self.store.dialect,
+                default_region=self.settings.default_region,
+            )
+            try:
+                outcome = next(call.evolve(uow=uow))
+            except sa.exc.IntegrityError:
+                tx.rollback()
+                outcome = Outcome.failure(
+                    KrabsError("conflict", "the write conflicts with a concurrent change; retry")
+                )
+                outcome.executed = True
+                return outcome
+            except BaseException:
+                tx.rollback()
+                raise
+            if outcome.ok and write and not call.dry_run and not outcome.replayed:
+                tx.commit()
+                for change in uow.changes:
+                    if change.table == "api_keys":
+                        self.keys.forget_key(change.id)
+            else:
+                tx.rollback()
+        if call.dry_run and outcome.ok:
+            outcome.result = {
+                "dry_run": True,
+                "result": outcome.result,
+                "touched": uow.touched(),
+                "diff": uow.diff(),
+                "audit": outcome.audit,
+            }
+            outcome.action_id = None
+        return outcome
+
+
+class IdempotentReplay:
+    """Inside the transaction: return the stored response for a known key, or store this one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        key = call.request.idempotency_key
+        if key is None or not call.op.mutates or call.dry_run:
+            return next(call)
+        uow = call.uow
+        assert uow is not None
+        table = idempotency_keys
+        where = (table.c.account_id == call.who.account_id, table.c.key == key)
+        row = uow.conn.execute(sa.select(table).where(*where)).first()
+        if row is not None and row.expires_at <= utcnow():
+            uow.conn.execute(table.delete().where(*where))
+            row = None
+        if row is not None:
+            if row.op != call.op.name or row.fingerprint != fingerprint(call.op.name, call.request.args):
+                raise KrabsError(
+                    "idempotency_key_reused",
+                    f"this Idempotency-Key was first used with {row.op} and other arguments; "
+                    "use a new key for a new request",
+                    param="Idempotency-Key",
+                )
+            body = json.loads(row.response)
+            if row.status >= 400:
+                err = body["error"]
+                error = KrabsError(err["code"], err["message"], param=err.get("param"))
+                outcome = Outcome(error=error, status=row.status, replayed=True, run_id=row.run_id)
+            else:
+                outcome = Outcome(result=body, status=row.status, replayed=True, run_id=row.run_id)
+            outcome.action_id = row.action_id
+            return outcome
+        outcome = next(call)
+        if outcome.ok:
+            assert outcome.result is not None
+            try:
+                uow.conn.execute(
+                    table.insert().values(
+                        **_idem_row(call, key, outcome.status, outcome.result, outcome.action_id, self.settings)
+                    )
+                )
+            except sa.exc.IntegrityError:
+                raise IdempotencyRace() from None
+        return outcome
+
+
+class AuditAppend:
+    """Append the write's action to the hash chain; destructive writes get their undo token."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, call: Call, next: Next) -> Outcome:
+        if not call.op.mutates:
+            return next(call)
+        uow = call.uow
+        assert uow is not None and call.args is not None
+        uow.action_id = new_id("action")
+        outcome = next(call)
+        if not outcome.ok:
+            return outcome
+        assert outcome.result is not None
+        token = token_hash = expires = None
+        if call.op.destructive or uow.wants_undo:
+            token = "undo_" + secrets.token_urlsafe(24)
+            token_hash = hashlib.sha256(token.encode()).hexdigest()
+            expires = _iso_in(self.settings.undo_ttl_seconds)
+        record = log.append(
+            uow,
+            action_id=uow.action_id,
+            op=call.op.name,
+            args=call.args.model_dump(mode="json", exclude_unset=True),
+            result=outcome.result,
+            undo_token_hash=token_hash,
+            undo_expires_at=expires,
+            undo_of=uow.undo_of,
+        )
+        outcome.action_id = uow.action_id
+        outcome.audit = record
+        if token is not None:
+            outcome.result = {**outcome.result, "undo_token": token, "undo_expires_at": expires}
+        return outcome
+
+
+class RunHandler:
+    """The terminal step: the operation's own handler."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, call: Call) -> Outcome:
+        assert call.uow is not None
+        try:
+            result = call.op.handler(call.uow, call.args)
+        except KrabsError as exc:
+            outcome = Outcome.failure(exc)
+            outcome.executed = True
+            return outcome
+        if self.settings.validate_output:
+            call.op.output.model_validate(result)
+        outcome = Outcome(result=result)
+        outcome.executed = True
+        return outcome

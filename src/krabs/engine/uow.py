@@ -1,0 +1,132 @@
+"""The unit of work handed to handlers: a connection inside the call's transaction, scoped to one
+account, that records a before- and after-image of every row it writes. Those images are the audit
+payload, the dry-run diff and what undo restores, so handlers write only through it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from krabs.engine.context import Principal
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Change:
+    table: str
+    id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    @property
+    def kind(self) -> str:
+        if self.before is None:
+            return "create"
+        if self.after is None:
+            return "delete"
+        return "update"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "id": self.id, "before": self.before, "after": self.after}
+
+
+@dataclass
+class UnitOfWork:
+    conn: Connection
+    principal: Principal
+    run_id: str | None
+    dialect: str
+    default_region: str | None = None
+    now: str = field(default_factory=utcnow)
+    changes: list[Change] = field(default_factory=list)
+    #: Set by a handler that wants its action's undo token (destructive operations always get one).
+    wants_undo: bool = False
+    #: The id the audit step will give this call's action, known before the handler runs.
+    action_id: str | None = None
+    #: Set by ``action.undo``: the action this one reverses.
+    undo_of: str | None = None
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account_id
+
+    def execute(self, stmt: Any, *params: Any) -> sa.CursorResult[Any]:
+        return self.conn.execute(stmt, *params)
+
+    def fetch(self, table: sa.Table, row_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            sa.select(table).where(table.c.id == row_id, table.c.account_id == self.account_id)
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def insert(self, table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
+        row = {"account_id": self.account_id, **values}
+        self.conn.execute(table.insert().values(**row))
+        full = {c.name: row.get(c.name) for c in table.columns}
+        self.changes.append(Change(table.name, str(row["id"]), None, full))
+        return full
+
+    def insert_many(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        full_rows = [
+            {c.name: {"account_id": self.account_id, **r}.get(c.name) for c in table.columns}
+            for r in rows
+        ]
+        self.conn.execute(table.insert(), full_rows)
+        for full in full_rows:
+            self.changes.append(Change(table.name, str(full["id"]), None, full))
+        return full_rows
+
+    def update(
+        self, table: sa.Table, before: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Write ``values`` over the row whose current image is ``before`` (the caller fetched it)."""
+        after = {**before, **values}
+        if after == before:
+            return before
+        self.conn.execute(
+            table.update()
+            .where(table.c.id == before["id"], table.c.account_id == self.account_id)
+            .values(**values)
+        )
+        self.changes.append(Change(table.name, str(before["id"]), before, after))
+        return after
+
+    def delete(self, table: sa.Table, before: dict[str, Any]) -> None:
+        """Remove a row for good (undoing its creation); soft deletes are ``update``s."""
+        self.conn.execute(
+            table.delete().where(table.c.id == before["id"], table.c.account_id == self.account_id)
+        )
+        self.changes.append(Change(table.name, str(before["id"]), before, None))
+
+    def touched(self) -> list[dict[str, Any]]:
+        seen: dict[tuple[str, str], str] = {}
+        for ch in self.changes:
+            key = (ch.table, ch.id)
+            seen[key] = "create" if seen.get(key) == "create" else ch.kind
+        return [{"table": t, "id": i, "action": a} for (t, i), a in seen.items()]
+
+    def diff(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for ch in self.changes:
+            before, after = ch.before or {}, ch.after or {}
+            for name in sorted(set(before) | set(after)):
+                if before.get(name) != after.get(name):
+                    out.append(
+                        {
+                            "table": ch.table,
+                            "id": ch.id,
+                            "field": name,
+                            "before": before.get(name),
+                            "after": after.get(name),
+                        }
+                    )
+        return out

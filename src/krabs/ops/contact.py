@@ -1,0 +1,352 @@
+"""Contacts: people and organisations, found by their identities."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import Field
+
+from krabs.contract.errors import KrabsError, not_found
+from krabs.contract.ids import new_id
+from krabs.contract.models import (
+    Args,
+    Attributes,
+    ListArgs,
+    ListOf,
+    LongName,
+    Name,
+    Out,
+    Timestamp,
+    id_field,
+    page,
+)
+from krabs.contract.registry import Example, operation
+from krabs.engine.uow import UnitOfWork
+from krabs.ops.identity import (
+    IdentityIn,
+    IdentityOut,
+    IdentityRef,
+    RemovedOut,
+    claim,
+    find_live,
+    identity_object,
+    live_contact,
+    normalize_all,
+)
+from krabs.store.tables import contacts, identities
+
+Stage = Literal["lead", "prospect", "customer", "churned"]
+FIELDS = ("display_name", "given_name", "family_name", "company", "title", "stage", "owner", "attributes")
+
+
+class ContactFields(Args):
+    display_name: LongName | None = Field(None, description="Defaults to given + family name.")
+    given_name: Name | None = None
+    family_name: Name | None = None
+    company: Name | None = None
+    title: Name | None = Field(None, description="Job title.")
+    stage: Stage | None = Field(None, description="Lifecycle stage: lead, prospect, customer, churned.")
+    owner: Name | None = Field(None, description="Who owns the relationship (a person or agent).")
+    attributes: Attributes | None = None
+
+
+class ContactOut(Out):
+    object: Literal["contact"] = "contact"
+    id: str
+    display_name: str | None
+    given_name: str | None
+    family_name: str | None
+    company: str | None
+    title: str | None
+    stage: str | None
+    owner: str | None
+    attributes: dict[str, Any]
+    identities: list[IdentityOut]
+    created_at: str
+    updated_at: str
+    merged_into: str | None = None
+
+
+def contact_object(row: dict[str, Any], idents: list[Any]) -> dict[str, Any]:
+    return {
+        "object": "contact",
+        "id": row["id"],
+        **{f: row[f] for f in FIELDS},
+        "attributes": row["attributes"] or {},
+        "identities": [identity_object(i) for i in idents],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "merged_into": row["merged_into"],
+    }
+
+
+def identities_of(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {cid: [] for cid in contact_ids}
+    if not contact_ids:
+        return out
+    rows = uow.execute(
+        sa.select(identities)
+        .where(identities.c.contact_id.in_(contact_ids), identities.c.deleted_at.is_(None))
+        .order_by(identities.c.id)
+    ).all()
+    for r in rows:
+        out[r.contact_id].append(r)
+    return out
+
+
+def load(uow: UnitOfWork, contact_id: str) -> dict[str, Any]:
+    row = live_contact(uow, contact_id, "id")
+    return contact_object(row, identities_of(uow, [contact_id])[contact_id])
+
+
+def _display_name(values: dict[str, Any], idents: list[tuple[IdentityRef, str]]) -> str | None:
+    if values.get("display_name"):
+        return str(values["display_name"])
+    full = " ".join(p for p in (values.get("given_name"), values.get("family_name")) if p)
+    return full or values.get("company") or (idents[0][0].value if idents else None)
+
+
+def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[tuple[IdentityRef, str]]) -> dict[str, Any]:
+    row = uow.insert(
+        contacts,
+        {
+            "id": new_id("contact"),
+            **{f: fields.get(f) for f in FIELDS},
+            "display_name": _display_name(fields, idents),
+            "attributes": fields.get("attributes") or {},
+            "created_at": uow.now,
+            "updated_at": uow.now,
+            "deleted_at": None,
+            "merged_into": None,
+        },
+    )
+    rows = claim(uow, row["id"], idents, "identities")
+    return contact_object(row, rows)
+
+
+class ContactCreate(ContactFields):
+    identities: list[IdentityIn] = Field(
+        default_factory=list, max_length=50, description="Emails, phones, handles: [{kind, value}]."
+    )
+
+
+@operation(
+    "contact.create",
+    summary="Create a contact with its identities.",
+    input=ContactCreate,
+    output=ContactOut,
+    mutates=True,
+    errors=("conflict",),
+    examples=(
+        Example(
+            {
+                "display_name": "Ada Lovelace",
+                "company": "Analytical Engines",
+                "stage": "lead",
+                "identities": [{"kind": "email", "value": "ada@lovelace.dev"}],
+            }
+        ),
+    ),
+)
+def create(uow: UnitOfWork, args: ContactCreate) -> dict[str, Any]:
+    """Creates a contact. Each identity is normalized; one already owned by a live contact is a
+    `conflict` naming that contact (use `contact.upsert` to create-or-update instead)."""
+    idents = normalize_all(uow, list(args.identities), "identities")
+    return _create(uow, args.model_dump(include=set(FIELDS)), idents)
+
+
+class ContactGet(Args):
+    id: str = id_field("ct", "The contact id.")
+
+
+@operation(
+    "contact.get",
+    summary="Fetch one contact with its identities.",
+    input=ContactGet,
+    output=ContactOut,
+    mutates=False,
+    errors=("not_found",),
+    examples=(Example({"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"}),),
+)
+def get(uow: UnitOfWork, args: ContactGet) -> dict[str, Any]:
+    """Returns the contact; a merged contact is returned with `merged_into` set."""
+    return load(uow, args.id)
+
+
+class ContactList(ListArgs):
+    stage: Stage | None = None
+    updated_since: Timestamp | None = Field(None, description="Only contacts updated at or after this.")
+    q: str | None = Field(
+        None, min_length=1, max_length=200, description="Search in names, company and identities."
+    )
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@operation(
+    "contact.list",
+    summary="List contacts, newest first, with filters and a cursor.",
+    input=ContactList,
+    output=ListOf[ContactOut],
+    mutates=False,
+    examples=(Example({"stage": "lead", "limit": 20}), Example({"q": "lovelace"})),
+)
+def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
+    """Newest first. `q` matches names, company and identity values, case-insensitively."""
+    c = contacts
+    query = sa.select(c).where(c.c.account_id == uow.account_id, c.c.deleted_at.is_(None))
+    if args.stage:
+        query = query.where(c.c.stage == args.stage)
+    if args.updated_since:
+        query = query.where(c.c.updated_at >= _as_ts(args.updated_since))
+    if args.q:
+        pattern = _like(args.q)
+        in_identity = (
+            sa.select(identities.c.id)
+            .where(
+                identities.c.contact_id == c.c.id,
+                identities.c.deleted_at.is_(None),
+                identities.c.normalized.ilike(pattern, escape="\\"),
+            )
+            .exists()
+        )
+        query = query.where(
+            sa.or_(
+                *(c.c[f].ilike(pattern, escape="\\") for f in ("display_name", "given_name", "family_name", "company")),
+                in_identity,
+            )
+        )
+    if args.starting_after:
+        query = query.where(c.c.id < args.starting_after)
+    rows = [dict(r._mapping) for r in uow.execute(query.order_by(c.c.id.desc()).limit(args.limit + 1))]
+    idents = identities_of(uow, [r["id"] for r in rows[: args.limit]])
+    return page([contact_object(r, idents.get(r["id"], [])) for r in rows], args.limit)
+
+
+def _as_ts(value: str) -> str:
+    """Bring a date or date-time argument to the stored fixed-width UTC form."""
+    import datetime as dt
+
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ContactUpdate(ContactFields):
+    id: str = id_field("ct", "The contact to update.")
+
+
+@operation(
+    "contact.update",
+    summary="Change a contact's fields; omitted fields stay, null clears.",
+    input=ContactUpdate,
+    output=ContactOut,
+    mutates=True,
+    errors=("not_found",),
+    examples=(Example({"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "stage": "customer"}),),
+)
+def update(uow: UnitOfWork, args: ContactUpdate) -> dict[str, Any]:
+    """Only the fields you send change; send null to clear one. Identities change through
+    `identity.add` and `identity.remove`."""
+    changes = args.model_dump(include=set(FIELDS), exclude_unset=True)
+    if not changes:
+        raise KrabsError(
+            "invalid_argument", f"nothing to update: send at least one of {', '.join(FIELDS)}", param=None
+        )
+    if "attributes" in changes and changes["attributes"] is None:
+        changes["attributes"] = {}
+    row = live_contact(uow, args.id, "id")
+    if {k: row[k] for k in changes} != changes:
+        uow.update(contacts, row, {**changes, "updated_at": uow.now})
+    return load(uow, args.id)
+
+
+class ContactDelete(Args):
+    id: str = id_field("ct", "The contact to delete.")
+
+
+@operation(
+    "contact.delete",
+    summary="Delete a contact (soft, undoable for 24 h).",
+    input=ContactDelete,
+    output=RemovedOut,
+    mutates=True,
+    destructive=True,
+    errors=("not_found",),
+    examples=(Example({"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"}),),
+)
+def delete(uow: UnitOfWork, args: ContactDelete) -> dict[str, Any]:
+    """Soft-deletes the contact and releases its identities. Returns an `undo_token`; `action.undo`
+    restores both."""
+    row = live_contact(uow, args.id, "id")
+    for ident in identities_of(uow, [args.id])[args.id]:
+        uow.update(identities, dict(ident._mapping), {"deleted_at": uow.now})
+    uow.update(contacts, row, {"deleted_at": uow.now, "updated_at": uow.now})
+    return {"id": args.id, "deleted": True}
+
+
+class FindByIdentity(Args):
+    identity: IdentityRef
+
+
+@operation(
+    "contact.find_by_identity",
+    summary="Find the live contact that owns an email, phone or handle.",
+    input=FindByIdentity,
+    output=ContactOut,
+    mutates=False,
+    errors=("not_found",),
+    examples=(Example({"identity": {"kind": "email", "value": "ADA@Lovelace.dev"}}),),
+)
+def find_by_identity(uow: UnitOfWork, args: FindByIdentity) -> dict[str, Any]:
+    """Normalizes the value the same way writes do, so any spelling of the same address matches."""
+    [(item, norm)] = normalize_all(uow, [args.identity], "identity")
+    owner = find_live(uow, item.kind, norm)
+    if owner is None:
+        raise KrabsError(
+            "not_found", f"no live contact has {item.kind} {norm!r}", param="identity.value"
+        )
+    return load(uow, owner.contact_id)
+
+
+class ContactUpsert(ContactFields):
+    identity: IdentityIn = Field(description="The identity to match on; created with the contact.")
+
+
+class UpsertOut(Out):
+    id: str
+    created: bool
+
+
+@operation(
+    "contact.upsert",
+    summary="Create a contact, or update the one that owns the given identity.",
+    input=ContactUpsert,
+    output=UpsertOut,
+    mutates=True,
+    added_in="1.1",
+    errors=("conflict",),
+    examples=(Example({"identity": {"kind": "email", "value": "ada@lovelace.dev"}, "given_name": "Ada"}),),
+)
+def upsert(uow: UnitOfWork, args: ContactUpsert) -> dict[str, Any]:
+    """Matches on the normalized identity: updates the fields you send on the owner, or creates a new
+    contact with that identity. Returns `{id, created}`."""
+    idents = normalize_all(uow, [args.identity], "identity")
+    owner = find_live(uow, idents[0][0].kind, idents[0][1])
+    fields = args.model_dump(include=set(FIELDS), exclude_unset=True)
+    if owner is None:
+        created = _create(uow, fields, idents)
+        return {"id": created["id"], "created": True}
+    row = live_contact(uow, owner.contact_id, "identity")
+    if fields and {k: row[k] for k in fields} != fields:
+        if "attributes" in fields and fields["attributes"] is None:
+            fields["attributes"] = {}
+        uow.update(contacts, row, {**fields, "updated_at": uow.now})
+    return {"id": owner.contact_id, "created": False}
+
+
+__all__ = ["ContactOut", "RemovedOut", "contact_object", "identities_of", "not_found"]

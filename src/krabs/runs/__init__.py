@@ -1,0 +1,1 @@
+"""Runs: the unit of audit, replay and streaming."""

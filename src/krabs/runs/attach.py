@@ -1,0 +1,91 @@
+"""Which run a call belongs to: the one it names (if it takes calls) or its agent's daily ``default``
+run, created on first use. Default-run ids are cached: once created they never change."""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+
+from krabs.contract.errors import KrabsError
+from krabs.contract.ids import new_id
+from krabs.engine.context import Principal
+from krabs.engine.uow import utcnow
+from krabs.store.db import Store
+from krabs.store.tables import runs
+
+OPEN_STATUSES = ("open", "waiting_for_input")
+
+
+class RunResolver:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._defaults: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, principal: Principal, run_id: str | None) -> str:
+        if run_id:
+            return self._named(principal, run_id)
+        return self._default(principal)
+
+    def _named(self, principal: Principal, run_id: str) -> str:
+        with self.store.connect(write=False) as conn:
+            row = conn.execute(
+                sa.select(runs.c.status).where(
+                    runs.c.id == run_id, runs.c.account_id == principal.account_id
+                )
+            ).first()
+        if row is None:
+            raise KrabsError("not_found", f"no run with id {run_id!r} in this account", param="run")
+        if row.status == "cancelled":
+            raise KrabsError("run_cancelled", f"run {run_id} was cancelled", param="run")
+        if row.status not in OPEN_STATUSES:
+            raise KrabsError(
+                "run_closed",
+                f"run {run_id} is {row.status}; start a new run or omit the run id",
+                param="run",
+            )
+        return run_id
+
+    def _default(self, principal: Principal) -> str:
+        now = utcnow()
+        key = (principal.account_id, principal.agent_id, now[:10])
+        cached = self._defaults.get(key)
+        if cached:
+            return cached
+        with self._lock:
+            run_id = self._find_or_create_default(principal, now)
+            self._defaults[key] = run_id
+            return run_id
+
+    def _find_or_create_default(self, principal: Principal, now: str) -> str:
+        day = now[:10]
+        where = (
+            runs.c.account_id == principal.account_id,
+            runs.c.agent_id == principal.agent_id,
+            runs.c.default_day == day,
+        )
+        for _attempt in range(3):
+            with self.store.transaction(write=True) as conn:
+                found = conn.execute(sa.select(runs.c.id).where(*where)).scalar()
+                if found:
+                    return str(found)
+                try:
+                    run_id = new_id("run")
+                    with conn.begin_nested():
+                        conn.execute(
+                            runs.insert().values(
+                                id=run_id,
+                                account_id=principal.account_id,
+                                agent_id=principal.agent_id,
+                                name="default",
+                                status="open",
+                                default_day=day,
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
+                    return run_id
+                except sa.exc.IntegrityError:
+                    continue  # another node created it first; read theirs
+        raise KrabsError("internal", "could not create the default run")

@@ -1,0 +1,171 @@
+"""The HTTP transport: ``POST /v1/{op}`` for every operation plus the schema routes. It parses the
+wire format and renders outcomes; every rule lives in the engine."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from krabs import __version__
+from krabs.auth import authenticate
+from krabs.contract.errors import KrabsError
+from krabs.contract.ids import new_id
+from krabs.contract.schema import openapi_document, schema_document
+from krabs.engine import CallRequest, Engine, Outcome
+from krabs.transports.docs import render_docs
+
+JSON_TYPES = ("application/json", "application/problem+json", "text/json")
+
+
+class Body(Exception):
+    """A request body the transport cannot turn into arguments."""
+
+    def __init__(self, error: KrabsError) -> None:
+        self.error = error
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def error_response(error: KrabsError, *, op: str | None, request_id: str, retry_after: float | None = None) -> JSONResponse:
+    headers = {"X-Request-Id": request_id}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return JSONResponse({"error": error.to_dict(op=op, request_id=request_id)}, status_code=error.status, headers=headers)
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def read_json_object(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise Body(KrabsError("payload_too_large", f"request body exceeds {limit} bytes", param=None))
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and ctype not in JSON_TYPES:
+        raise Body(KrabsError("unsupported_media_type", f"send application/json, not {ctype[:80]}"))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Body(KrabsError("payload_too_large", f"request body exceeds {limit} bytes"))
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Body(KrabsError("invalid_json", f"body is not valid UTF-8 JSON: {str(exc)[:200]}")) from None
+
+
+def render(outcome: Outcome, op: str, request_id: str) -> Response:
+    if outcome.error is not None:
+        response: Response = error_response(outcome.error, op=op, request_id=request_id, retry_after=outcome.retry_after)
+    else:
+        response = JSONResponse(outcome.result, status_code=outcome.status)
+        response.headers["X-Request-Id"] = request_id
+    if outcome.run_id:
+        response.headers["X-Krabs-Run"] = outcome.run_id
+    if outcome.action_id:
+        response.headers["X-Krabs-Action"] = outcome.action_id
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def create_app(engine: Engine) -> Starlette:
+    limit = engine.settings.max_body_bytes
+    schema_cache: dict[str, Any] = {}
+
+    def documents() -> dict[str, Any]:
+        if not schema_cache:
+            schema_cache["schema"] = schema_document(engine.registry)
+            schema_cache["openapi"] = openapi_document(engine.registry)
+        return schema_cache
+
+    async def call_operation(request: Request) -> Response:
+        op = request.path_params["op"]
+        request_id = _request_id(request)
+        try:
+            args = await read_json_object(request, limit)
+        except Body as bad:
+            return error_response(bad.error, op=op, request_id=request_id)
+        call = CallRequest(
+            op=op,
+            args=args,
+            api_key=bearer(request),
+            idempotency_key=request.headers.get("idempotency-key"),
+            run_id=request.headers.get("x-krabs-run") or None,
+            transport="http",
+            request_id=request_id,
+        )
+        outcome = await run_in_threadpool(engine.call, call)
+        return render(outcome, op, request_id)
+
+    async def authenticated(request: Request) -> KrabsError | None:
+        try:
+            await run_in_threadpool(authenticate, engine.store, engine.keys, bearer(request))
+        except KrabsError as exc:
+            return exc
+        return None
+
+    async def schema(request: Request) -> Response:
+        if (err := await authenticated(request)) is not None:
+            return error_response(err, op=None, request_id=_request_id(request))
+        return JSONResponse(documents()["schema"])
+
+    async def openapi(request: Request) -> Response:
+        if (err := await authenticated(request)) is not None:
+            return error_response(err, op=None, request_id=_request_id(request))
+        return JSONResponse(documents()["openapi"])
+
+    async def docs(request: Request) -> Response:
+        if (err := await authenticated(request)) is not None:
+            return error_response(err, op=None, request_id=_request_id(request))
+        return HTMLResponse(render_docs(documents()["schema"]))
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"ok": True, "version": __version__, "database": engine.store.dialect})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "invalid_argument"}.get(exc.status_code, "invalid_argument")
+        message = f"no route {request.method} {request.url.path[:200]}; operations are POST /v1/{{op}}"
+        err = KrabsError(code, message)
+        return JSONResponse(
+            {"error": err.to_dict(request_id=_request_id(request))}, status_code=exc.status_code
+        )
+
+    return Starlette(
+        routes=[
+            Route("/healthz", health, methods=["GET"]),
+            Route("/v1/schema", schema, methods=["GET"]),
+            Route("/v1/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Route("/v1/{op:str}", call_operation, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    if given and len(given) <= 64 and given.isascii() and given.replace("-", "").replace("_", "").isalnum():
+        return given
+    if "krabs_request_id" not in request.scope:
+        request.scope["krabs_request_id"] = new_id("request")
+    return str(request.scope["krabs_request_id"])
