@@ -16,6 +16,21 @@ from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit
 GENESIS = "0" * 64
 RECORD_VERSION = 1
 
+# Built once: constructing statements per call costs more than executing them.
+_LOCK_HEAD = (
+    sa.select(audit_heads.c.seq, audit_heads.c.hash)
+    .where(audit_heads.c.account_id == sa.bindparam("acct"))
+    .with_for_update()
+)
+_MOVE_HEAD = (
+    audit_heads.update()
+    .where(audit_heads.c.account_id == sa.bindparam("acct"))
+    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+)
+_INSERT_PAYLOAD = audit_payloads.insert()
+_INSERT_ACTION = audit_actions.insert()
+_INSERT_TARGET = audit_targets.insert()
+
 
 def init_chain(conn: sa.Connection, account_id: str) -> None:
     conn.execute(audit_heads.insert().values(account_id=account_id, seq=0, hash=GENESIS))
@@ -34,11 +49,7 @@ def append(
 ) -> dict[str, Any]:
     """Append one action to the caller's chain and return its record (with ``hash``)."""
     conn = uow.conn
-    head = conn.execute(
-        sa.select(audit_heads.c.seq, audit_heads.c.hash)
-        .where(audit_heads.c.account_id == uow.account_id)
-        .with_for_update()
-    ).one()
+    head = conn.execute(_LOCK_HEAD, {"acct": uow.account_id}).one()
     seq = int(head.seq) + 1
     payload = {"args": args, "result": result, "changes": [c.to_dict() for c in uow.changes]}
     payload_bytes = canonical(payload)
@@ -62,42 +73,38 @@ def append(
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
     conn.execute(
-        audit_payloads.insert().values(
-            account_id=uow.account_id, digest=payload_digest, body=payload_bytes.decode()
-        )
+        _INSERT_PAYLOAD,
+        {"account_id": uow.account_id, "digest": payload_digest, "body": payload_bytes.decode()},
     )
     conn.execute(
-        audit_actions.insert().values(
-            id=action_id,
-            account_id=uow.account_id,
-            seq=seq,
-            created_at=uow.now,
-            op=op,
-            run_id=uow.run_id,
-            key_id=uow.principal.key_id,
-            agent_id=uow.principal.agent_id,
-            record=record_bytes.decode(),
-            hash=record_hash,
-            prev_hash=head.hash,
-            payload_digest=payload_digest,
-            undo_token_hash=undo_token_hash,
-            undo_expires_at=undo_expires_at,
-            undo_of=undo_of,
-        )
+        _INSERT_ACTION,
+        {
+            "id": action_id,
+            "account_id": uow.account_id,
+            "seq": seq,
+            "created_at": uow.now,
+            "op": op,
+            "run_id": uow.run_id,
+            "key_id": uow.principal.key_id,
+            "agent_id": uow.principal.agent_id,
+            "record": record_bytes.decode(),
+            "hash": record_hash,
+            "prev_hash": head.hash,
+            "payload_digest": payload_digest,
+            "undo_token_hash": undo_token_hash,
+            "undo_expires_at": undo_expires_at,
+            "undo_of": undo_of,
+        },
     )
     if targets:
         conn.execute(
-            audit_targets.insert(),
+            _INSERT_TARGET,
             [
                 {"account_id": uow.account_id, "target_id": t, "seq": seq, "action_id": action_id}
                 for t in targets
             ],
         )
-    conn.execute(
-        audit_heads.update()
-        .where(audit_heads.c.account_id == uow.account_id)
-        .values(seq=seq, hash=record_hash)
-    )
+    conn.execute(_MOVE_HEAD, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
     return {**record, "hash": record_hash}
 
 

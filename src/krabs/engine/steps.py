@@ -97,7 +97,8 @@ class AttachRun:
         self.runs = runs
 
     def __call__(self, call: Call, next: Next) -> Outcome:
-        run_id = self.runs.resolve(call.who, call.request.run_id)
+        # A dry-run persists nothing, not even the day's default run: it reports the run it would use.
+        run_id = self.runs.resolve(call.who, call.request.run_id, create=not _requested_dry_run(call))
         outcome = next(call.evolve(run_id=run_id))
         outcome.run_id = outcome.run_id or run_id
         return outcome
@@ -308,6 +309,13 @@ class Transaction:
         return outcome
 
 
+_STORED_RESPONSE = sa.select(idempotency_keys).where(
+    idempotency_keys.c.account_id == sa.bindparam("acct"),
+    idempotency_keys.c.key == sa.bindparam("key"),
+)
+_STORE_RESPONSE = idempotency_keys.insert()
+
+
 class IdempotentReplay:
     """Inside the transaction: return the stored response for a known key, or store this one."""
 
@@ -321,10 +329,11 @@ class IdempotentReplay:
         uow = call.uow
         assert uow is not None
         table = idempotency_keys
-        where = (table.c.account_id == call.who.account_id, table.c.key == key)
-        row = uow.conn.execute(sa.select(table).where(*where)).first()
+        row = uow.conn.execute(_STORED_RESPONSE, {"acct": call.who.account_id, "key": key}).first()
         if row is not None and row.expires_at <= utcnow():
-            uow.conn.execute(table.delete().where(*where))
+            uow.conn.execute(
+                table.delete().where(table.c.account_id == call.who.account_id, table.c.key == key)
+            )
             row = None
         if row is not None:
             if row.op != call.op.name or row.fingerprint != fingerprint(call.op.name, call.request.args):
@@ -348,9 +357,8 @@ class IdempotentReplay:
             assert outcome.result is not None
             try:
                 uow.conn.execute(
-                    table.insert().values(
-                        **_idem_row(call, key, outcome.status, outcome.result, outcome.action_id, self.settings)
-                    )
+                    _STORE_RESPONSE,
+                    _idem_row(call, key, outcome.status, outcome.result, outcome.action_id, self.settings),
                 )
             except sa.exc.IntegrityError:
                 raise IdempotencyRace() from None
@@ -374,7 +382,7 @@ class AuditAppend:
             return outcome
         assert outcome.result is not None
         token = token_hash = expires = None
-        if call.op.destructive or uow.wants_undo:
+        if (call.op.destructive or uow.wants_undo) and not call.dry_run:
             token = "undo_" + secrets.token_urlsafe(24)
             token_hash = hashlib.sha256(token.encode()).hexdigest()
             expires = _iso_in(self.settings.undo_ttl_seconds)

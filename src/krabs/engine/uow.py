@@ -5,6 +5,7 @@ payload, the dry-run diff and what undo restores, so handlers write only through
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from krabs.engine.context import Principal
+
+
+@functools.cache
+def column_names(table: sa.Table) -> tuple[str, ...]:
+    """Plain-str column names (SQLAlchemy's ``quoted_name`` would leak into images and hashes)."""
+    return tuple(str(c.name) for c in table.columns)
 
 
 def utcnow() -> str:
@@ -68,21 +75,21 @@ class UnitOfWork:
 
     def insert(self, table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
         row = {"account_id": self.account_id, **values}
-        self.conn.execute(table.insert().values(**row))
-        full = {c.name: row.get(c.name) for c in table.columns}
-        self.changes.append(Change(table.name, str(row["id"]), None, full))
+        full = {name: row.get(name) for name in column_names(table)}
+        self.conn.execute(table.insert(), full)
+        self.changes.append(Change(str(table.name), str(row["id"]), None, full))
         return full
 
     def insert_many(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not rows:
             return []
         full_rows = [
-            {c.name: {"account_id": self.account_id, **r}.get(c.name) for c in table.columns}
+            {name: {"account_id": self.account_id, **r}.get(name) for name in column_names(table)}
             for r in rows
         ]
         self.conn.execute(table.insert(), full_rows)
         for full in full_rows:
-            self.changes.append(Change(table.name, str(full["id"]), None, full))
+            self.changes.append(Change(str(table.name), str(full["id"]), None, full))
         return full_rows
 
     def update(
@@ -97,7 +104,7 @@ class UnitOfWork:
             .where(table.c.id == before["id"], table.c.account_id == self.account_id)
             .values(**values)
         )
-        self.changes.append(Change(table.name, str(before["id"]), before, after))
+        self.changes.append(Change(str(table.name), str(before["id"]), before, after))
         return after
 
     def delete(self, table: sa.Table, before: dict[str, Any]) -> None:
@@ -105,7 +112,7 @@ class UnitOfWork:
         self.conn.execute(
             table.delete().where(table.c.id == before["id"], table.c.account_id == self.account_id)
         )
-        self.changes.append(Change(table.name, str(before["id"]), before, None))
+        self.changes.append(Change(str(table.name), str(before["id"]), before, None))
 
     def touched(self) -> list[dict[str, Any]]:
         seen: dict[tuple[str, str], str] = {}

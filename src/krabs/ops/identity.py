@@ -83,17 +83,29 @@ def normalize_all(
     return list(seen.values())
 
 
+_LIVE_OWNER = sa.select(identities).where(
+    identities.c.account_id == sa.bindparam("acct"),
+    identities.c.kind == sa.bindparam("kind"),
+    identities.c.normalized == sa.bindparam("norm"),
+    identities.c.deleted_at.is_(None),
+)
+
+
 def live_owners(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     if not pairs:
         return {}
     t = identities
-    rows = uow.execute(
-        sa.select(t).where(
-            t.c.account_id == uow.account_id,
-            t.c.deleted_at.is_(None),
-            sa.tuple_(t.c.kind, t.c.normalized).in_(pairs),
-        )
-    ).all()
+    if len(pairs) == 1:  # the common case, with a statement built once
+        kind, norm = pairs[0]
+        rows = uow.execute(_LIVE_OWNER, {"acct": uow.account_id, "kind": kind, "norm": norm}).all()
+    else:
+        rows = uow.execute(
+            sa.select(t).where(
+                t.c.account_id == uow.account_id,
+                t.c.deleted_at.is_(None),
+                sa.tuple_(t.c.kind, t.c.normalized).in_(pairs),
+            )
+        ).all()
     return {(r.kind, r.normalized): r for r in rows}
 
 

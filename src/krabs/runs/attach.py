@@ -23,10 +23,10 @@ class RunResolver:
         self._defaults: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, principal: Principal, run_id: str | None) -> str:
+    def resolve(self, principal: Principal, run_id: str | None, *, create: bool = True) -> str | None:
         if run_id:
             return self._named(principal, run_id)
-        return self._default(principal)
+        return self._default(principal, create)
 
     def _named(self, principal: Principal, run_id: str) -> str:
         with self.store.connect(write=False) as conn:
@@ -47,12 +47,22 @@ class RunResolver:
             )
         return run_id
 
-    def _default(self, principal: Principal) -> str:
+    def _default(self, principal: Principal, create: bool) -> str | None:
         now = utcnow()
         key = (principal.account_id, principal.agent_id, now[:10])
         cached = self._defaults.get(key)
         if cached:
             return cached
+        if not create:
+            with self.store.connect(write=False) as conn:
+                found = conn.execute(
+                    sa.select(runs.c.id).where(
+                        runs.c.account_id == principal.account_id,
+                        runs.c.agent_id == principal.agent_id,
+                        runs.c.default_day == key[2],
+                    )
+                ).scalar()
+            return str(found) if found else None
         with self._lock:
             run_id = self._find_or_create_default(principal, now)
             self._defaults[key] = run_id
