@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Caller, err, ok
 
+from conftest import Caller, err, ok
 from krabs.accounts import NewAccount, create_account
 from krabs.contract.ids import new_id
 from krabs.engine import Engine
@@ -627,6 +627,13 @@ def test_list_q_search(call: Caller, searchable: dict[str, str], q: str, names: 
         i for n, i in sorted(searchable.items(), key=lambda kv: kv[1], reverse=True) if n in names
     ]
     assert listed_ids(call, q=q) == expected
+
+
+@pytest.mark.parametrize("q", ["ÉMILE", "émile", "ØRSTED", "Ørsted"])
+def test_list_q_is_case_insensitive_beyond_ascii(call: Caller, q: str) -> None:
+    created = create(call, display_name="émile ørsted")
+    create(call, display_name="emile orsted")
+    assert listed_ids(call, q=q) == [created["id"]]
 
 
 def test_list_q_combines_with_other_filters(call: Caller) -> None:

@@ -42,7 +42,7 @@ Timestamp = Annotated[
 def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
     import json
 
-    if len(json.dumps(value, ensure_ascii=False)) > 64 * 1024:
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > 64 * 1024:
         raise ValueError("must serialize to at most 64 KiB of JSON")
 
     def depth(v: Any) -> int:

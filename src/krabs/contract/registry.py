@@ -50,6 +50,13 @@ class Operation:
     errors: tuple[str, ...]
     examples: tuple[Example, ...]
     audit_events: tuple[str, ...] = field(default=())
+    #: Result fields never stored (audit payload, idempotent replay): secrets shown once.
+    redact: tuple[str, ...] = field(default=())
+
+    def redacted(self, result: dict[str, Any]) -> dict[str, Any]:
+        if not self.redact:
+            return result
+        return {k: ("[redacted]" if k in self.redact else v) for k, v in result.items()}
 
     @property
     def noun(self) -> str:
@@ -107,6 +114,7 @@ def operation(
     added_in: str = "1.0",
     errors: tuple[str, ...] = (),
     examples: tuple[Example, ...] = (),
+    redact: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(uow, args) -> dict`` as the handler of ``name``; its docstring is the description."""
 
@@ -126,6 +134,7 @@ def operation(
                 errors=errors,
                 examples=examples,
                 audit_events=(name,) if mutates else (),
+                redact=redact,
             )
         )
         return fn

@@ -358,7 +358,9 @@ class IdempotentReplay:
             try:
                 uow.conn.execute(
                     _STORE_RESPONSE,
-                    _idem_row(call, key, outcome.status, outcome.result, outcome.action_id, self.settings),
+                    _idem_row(
+                        call, key, outcome.status, call.op.redacted(outcome.result), outcome.action_id, self.settings
+                    ),
                 )
             except sa.exc.IntegrityError:
                 raise IdempotencyRace() from None
@@ -391,7 +393,7 @@ class AuditAppend:
             action_id=uow.action_id,
             op=call.op.name,
             args=call.args.model_dump(mode="json", exclude_unset=True),
-            result=outcome.result,
+            result=call.op.redacted(outcome.result),
             undo_token_hash=token_hash,
             undo_expires_at=expires,
             undo_of=uow.undo_of,

@@ -52,7 +52,7 @@ def scan_json(value: Any, path: str = "", depth: int = 0) -> None:
 def _check_text(text: str, path: str) -> None:
     for ch in text:
         code = ord(ch)
-        if (code < 0x20 and ch not in _ALLOWED_CONTROLS) or code == 0x7F:
+        if (code < 0x20 and ch not in _ALLOWED_CONTROLS) or 0x7F <= code <= 0x9F:
             raise KrabsError(
                 "invalid_argument",
                 f"{path or 'value'} contains control character U+{code:04X}; remove it",

@@ -59,10 +59,12 @@ class ApiKeyCreate(Args):
     output=ApiKeyCreated,
     mutates=True,
     scope="admin",
+    redact=("secret",),
     examples=(Example({"name": "outreach agent", "scopes": ["read", "write"], "agent_id": "agent_drafts"}),),
 )
 def create(uow: UnitOfWork, args: ApiKeyCreate) -> dict[str, Any]:
-    """The secret (`krabs_sk_…`) is in this response only; krabs stores its SHA-256."""
+    """The secret (`krabs_sk_…`) is in this response only; krabs stores its SHA-256, and neither the
+    audit log nor an idempotent replay ever holds it (a replay shows `[redacted]`)."""
     secret = generate_secret()
     row = uow.insert(
         api_keys,
@@ -97,7 +99,8 @@ class ApiKeyList(ListArgs):
     examples=(Example({}),),
 )
 def list_(uow: UnitOfWork, args: ApiKeyList) -> dict[str, Any]:
-    """Newest first."""
+    """Newest first; revoked keys only with `include_revoked`. Shows each key's prefix, scopes,
+    agent and last use, never the secret."""
     t = api_keys
     q = sa.select(t).where(t.c.account_id == uow.account_id)
     if not args.include_revoked:

@@ -27,6 +27,7 @@ from krabs.ops.identity import (
     IdentityIn,
     IdentityOut,
     IdentityRef,
+    Normalized,
     RemovedOut,
     claim,
     find_live,
@@ -100,14 +101,14 @@ def load(uow: UnitOfWork, contact_id: str) -> dict[str, Any]:
     return contact_object(row, identities_of(uow, [contact_id])[contact_id])
 
 
-def _display_name(values: dict[str, Any], idents: list[tuple[IdentityRef, str]]) -> str | None:
+def _display_name(values: dict[str, Any], idents: list[Normalized]) -> str | None:
     if values.get("display_name"):
         return str(values["display_name"])
     full = " ".join(p for p in (values.get("given_name"), values.get("family_name")) if p)
-    return full or values.get("company") or (idents[0][0].value if idents else None)
+    return full or values.get("company") or (idents[0].item.value if idents else None)
 
 
-def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[tuple[IdentityRef, str]]) -> dict[str, Any]:
+def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[Normalized]) -> dict[str, Any]:
     row = uow.insert(
         contacts,
         {
@@ -121,7 +122,7 @@ def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[tuple[Identity
             "merged_into": None,
         },
     )
-    rows = claim(uow, row["id"], idents, "identities")
+    rows = claim(uow, row["id"], idents)
     return contact_object(row, rows)
 
 
@@ -304,7 +305,7 @@ class FindByIdentity(Args):
 )
 def find_by_identity(uow: UnitOfWork, args: FindByIdentity) -> dict[str, Any]:
     """Normalizes the value the same way writes do, so any spelling of the same address matches."""
-    [(item, norm)] = normalize_all(uow, [args.identity], "identity")
+    [(item, norm, _)] = normalize_all(uow, [args.identity], "identity")
     owner = find_live(uow, item.kind, norm)
     if owner is None:
         raise KrabsError(
@@ -336,7 +337,7 @@ def upsert(uow: UnitOfWork, args: ContactUpsert) -> dict[str, Any]:
     """Matches on the normalized identity: updates the fields you send on the owner, or creates a new
     contact with that identity. Returns `{id, created}`."""
     idents = normalize_all(uow, [args.identity], "identity")
-    owner = find_live(uow, idents[0][0].kind, idents[0][1])
+    owner = find_live(uow, idents[0].item.kind, idents[0].norm)
     fields = args.model_dump(include=set(FIELDS), exclude_unset=True)
     if owner is None:
         created = _create(uow, fields, idents)

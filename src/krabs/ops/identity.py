@@ -3,7 +3,8 @@ normalized identity per account (a partial unique index), so lookups by identity
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import hashlib
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -70,25 +71,35 @@ def normalize(uow: UnitOfWork, kind: str, value: str, param: str, region: str | 
         raise KrabsError("invalid_argument", str(exc), param=param) from None
 
 
-def normalize_all(
-    uow: UnitOfWork, items: list[IdentityRef], param: str
-) -> list[tuple[IdentityRef, str]]:
+class Normalized(NamedTuple):
+    item: IdentityRef
+    norm: str
+    #: Where the caller wrote it, so errors name the right parameter.
+    param: str
+
+
+def normalize_all(uow: UnitOfWork, items: list[IdentityRef], param: str) -> list[Normalized]:
     """Normalize every identity (reading the account's region only if a phone needs it), dropping
     repeats of the same normalized value."""
     region = default_region(uow) if any(i.kind == "phone" for i in items) else None
-    seen: dict[tuple[str, str], tuple[IdentityRef, str]] = {}
+    seen: dict[tuple[str, str], Normalized] = {}
     for n, item in enumerate(items):
-        norm = normalize(uow, item.kind, item.value, f"{param}.{n}.value", region)
-        seen.setdefault((item.kind, norm), (item, norm))
+        where = f"{param}.{n}" if param else ""
+        norm = normalize(uow, item.kind, item.value, f"{where}.value" if where else "value", region)
+        seen.setdefault((item.kind, norm), Normalized(item, norm, where or "value"))
     return list(seen.values())
 
 
 _LIVE_OWNER = sa.select(identities).where(
     identities.c.account_id == sa.bindparam("acct"),
     identities.c.kind == sa.bindparam("kind"),
-    identities.c.normalized == sa.bindparam("norm"),
+    identities.c.norm_hash == sa.bindparam("norm_hash"),
     identities.c.deleted_at.is_(None),
 )
+
+
+def norm_hash(normalized: str) -> str:
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
 
 
 def live_owners(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
@@ -97,13 +108,15 @@ def live_owners(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str
     t = identities
     if len(pairs) == 1:  # the common case, with a statement built once
         kind, norm = pairs[0]
-        rows = uow.execute(_LIVE_OWNER, {"acct": uow.account_id, "kind": kind, "norm": norm}).all()
+        rows = uow.execute(
+            _LIVE_OWNER, {"acct": uow.account_id, "kind": kind, "norm_hash": norm_hash(norm)}
+        ).all()
     else:
         rows = uow.execute(
             sa.select(t).where(
                 t.c.account_id == uow.account_id,
                 t.c.deleted_at.is_(None),
-                sa.tuple_(t.c.kind, t.c.normalized).in_(pairs),
+                sa.tuple_(t.c.kind, t.c.norm_hash).in_([(k, norm_hash(n)) for k, n in pairs]),
             )
         ).all()
     return {(r.kind, r.normalized): r for r in rows}
@@ -113,11 +126,9 @@ def find_live(uow: UnitOfWork, kind: str, normalized: str) -> Any:
     return live_owners(uow, [(kind, normalized)]).get((kind, normalized))
 
 
-def claim(
-    uow: UnitOfWork, contact_id: str, items: list[tuple[IdentityRef, str]], param: str
-) -> list[dict[str, Any]]:
+def claim(uow: UnitOfWork, contact_id: str, items: list[Normalized]) -> list[dict[str, Any]]:
     """Attach normalized identities to a contact, refusing any another live contact owns."""
-    owners = live_owners(uow, [(i.kind, norm) for i, norm in items])
+    owners = live_owners(uow, [(n.item.kind, n.norm) for n in items])
     fresh = any(c.table == "contacts" and c.id == contact_id and c.before is None for c in uow.changes)
     primaries: set[str] = set() if fresh else {
         r.kind
@@ -130,7 +141,7 @@ def claim(
         ).all()
     }
     rows: list[dict[str, Any]] = []
-    for n, (item, norm) in enumerate(items):
+    for item, norm, where in items:
         owner = owners.get((item.kind, norm))
         if owner is not None:
             if owner.contact_id == contact_id:
@@ -139,7 +150,7 @@ def claim(
                 "conflict",
                 f"{item.kind} {norm!r} already belongs to contact {owner.contact_id}; "
                 "use contact.merge or identity.remove first",
-                param=f"{param}.{n}" if param else "value",
+                param=where,
                 details={"contact_id": owner.contact_id},
             )
         primary = item.primary if isinstance(item, IdentityIn) else None
@@ -159,6 +170,7 @@ def claim(
                 "kind": item.kind,
                 "value": item.value,
                 "normalized": norm,
+                "norm_hash": norm_hash(norm),
                 "is_primary": primary,
                 "source": item.source if isinstance(item, IdentityIn) else None,
                 "created_at": uow.now,
@@ -210,11 +222,11 @@ def add(uow: UnitOfWork, args: IdentityAdd) -> dict[str, Any]:
     attaches it. Adding one the contact already has returns it unchanged; one owned by another live
     contact is a `conflict` naming that contact."""
     live_contact(uow, args.contact_id)
-    [(item, norm)] = normalize_all(uow, [args], "")
-    existing = find_live(uow, item.kind, norm)
+    [normalized] = normalize_all(uow, [args], "")
+    existing = find_live(uow, normalized.item.kind, normalized.norm)
     if existing is not None and existing.contact_id == args.contact_id:
         return identity_object(existing)
-    [row] = claim(uow, args.contact_id, [(item, norm)], "")
+    [row] = claim(uow, args.contact_id, [normalized])
     uow.update(contacts, live_contact(uow, args.contact_id), {"updated_at": uow.now})
     return identity_object(row)
 
@@ -233,7 +245,7 @@ class IdentityList(ListArgs):
     examples=(Example({"contact_id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"}),),
 )
 def list_(uow: UnitOfWork, args: IdentityList) -> dict[str, Any]:
-    """Live identities of one contact, oldest first."""
+    """Live identities of one contact, oldest first, each with its raw and normalized value."""
     live_contact(uow, args.contact_id)
     t = identities
     q = sa.select(t).where(

@@ -146,8 +146,11 @@ def create_app(engine: Engine) -> Starlette:
         code = {404: "not_found", 405: "invalid_argument"}.get(exc.status_code, "invalid_argument")
         message = f"no route {request.method} {request.url.path[:200]}; operations are POST /v1/{{op}}"
         err = KrabsError(code, message)
+        request_id = _request_id(request)
         return JSONResponse(
-            {"error": err.to_dict(request_id=_request_id(request))}, status_code=exc.status_code
+            {"error": err.to_dict(request_id=request_id)},
+            status_code=exc.status_code,
+            headers={"X-Request-Id": request_id},
         )
 
     return Starlette(

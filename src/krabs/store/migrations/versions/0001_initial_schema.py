@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 06:16:54.979139
+Create Date: 2026-11-23 06:24:30.832489
 """
 
 from __future__ import annotations
@@ -206,10 +206,11 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=40), nullable=False),
         sa.Column("contact_id", sa.String(length=40), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("value", sa.String(length=2048), nullable=False),
-        sa.Column("normalized", sa.String(length=2048), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("normalized", sa.Text(), nullable=False),
+        sa.Column("norm_hash", sa.String(length=64), nullable=False),
         sa.Column("is_primary", sa.Boolean(), nullable=False),
-        sa.Column("source", sa.String(length=80), nullable=True),
+        sa.Column("source", sa.String(length=200), nullable=True),
         sa.Column("created_at", sa.String(length=32), nullable=False),
         sa.Column("deleted_at", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
@@ -224,7 +225,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_identities_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(
             "uq_identities_live",
-            ["account_id", "kind", "normalized"],
+            ["account_id", "kind", "norm_hash"],
             unique=True,
             sqlite_where=sa.text("deleted_at IS NULL"),
             postgresql_where=sa.text("deleted_at IS NULL"),
