@@ -48,7 +48,9 @@ def make_store(backend: str, tmp_dir: Any) -> tuple[Store, Callable[[], None]]:
     if not pg_available():
         if IN_CI:
             pytest.fail("CI=true but PostgreSQL at 127.0.0.1:5432 does not answer")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 not reachable; PostgreSQL variant skipped locally")
+        pytest.skip(
+            "PostgreSQL at 127.0.0.1:5432 not reachable; PostgreSQL variant skipped locally"
+        )
     schema = f"krabs_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -140,7 +142,7 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     with store.connect(write=False) as conn:
         for table in metadata.sorted_tables:
             rows = conn.execute(sa.select(table)).all()
-            out[table.name] = sorted((tuple(repr(v) for v in r) for r in rows))
+            out[table.name] = sorted(tuple(repr(v) for v in r) for r in rows)
     return out
 
 
@@ -157,7 +159,11 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(engine), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            create_app(engine),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from conftest import err, ok
 
+from conftest import err, ok
 from krabs.auth import hash_secret
 from krabs.engine import CallRequest
 from krabs.store.tables import api_keys
 
 
 def test_create_returns_secret_once_and_stores_only_its_hash(call, engine):
-    created = ok(call("api_key.create", {"name": "agent", "scopes": ["read", "write"], "agent_id": "agent_drafts"}))
+    created = ok(
+        call(
+            "api_key.create",
+            {"name": "agent", "scopes": ["read", "write"], "agent_id": "agent_drafts"},
+        )
+    )
     secret = created["secret"]
     assert secret.startswith("krabs_sk_") and len(secret) > 30
     assert created["agent_id"] == "agent_drafts" and created["scopes"] == ["read", "write"]
@@ -59,14 +64,23 @@ def test_expired_key(call):
 
 
 def test_bad_keys(engine):
-    for secret in (None, "", "nope", "krabs_sk_unknown", "krabs_sk_" + "x" * 500, "Bearer krabs_sk_x"):
+    for secret in (
+        None,
+        "",
+        "nope",
+        "krabs_sk_unknown",
+        "krabs_sk_" + "x" * 500,
+        "Bearer krabs_sk_x",
+    ):
         err(engine.call(CallRequest(op="contact.list", args={}, api_key=secret)), "unauthenticated")
 
 
 def test_secret_is_redacted_on_idempotent_replay(call):
     first = ok(call("api_key.create", {"name": "once"}, idem="key-once"))
     replay = call("api_key.create", {"name": "once"}, idem="key-once")
-    assert replay.replayed and ok(replay)["secret"] == "[redacted]" and ok(replay)["id"] == first["id"]
+    assert (
+        replay.replayed and ok(replay)["secret"] == "[redacted]" and ok(replay)["id"] == first["id"]
+    )
 
 
 def test_keys_of_other_accounts_are_invisible(call, engine):

@@ -4,16 +4,16 @@ dry-run (the same handler, rolled back), and the hash-chained audit log."""
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 import threading
 import uuid
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from conftest import err, ok, snapshot
 
+from conftest import err, ok, snapshot
 from krabs.audit.canonical import canonical
 from krabs.audit.log import GENESIS
 from krabs.store.tables import audit_actions, audit_payloads, contacts
@@ -27,7 +27,9 @@ def count(store, table, account_id: str) -> int:
     with store.connect(write=False) as conn:
         return int(
             conn.execute(
-                sa.select(sa.func.count()).select_from(table).where(table.c.account_id == account_id)
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(table.c.account_id == account_id)
             ).scalar_one()
         )
 
@@ -50,7 +52,10 @@ def test_same_key_other_body_is_reused(call):
     ok(call("contact.create", {"display_name": "Ada"}, idem="k-2"))
     e = err(call("contact.create", {"display_name": "Grace"}, idem="k-2"), "idempotency_key_reused")
     assert e["param"] == "Idempotency-Key"
-    err(call("contact.update", {"id": "ct_x", "display_name": "Ada"}, idem="k-2"), "idempotency_key_reused")
+    err(
+        call("contact.update", {"id": "ct_x", "display_name": "Ada"}, idem="k-2"),
+        "idempotency_key_reused",
+    )
 
 
 def test_handler_error_is_stored_and_replayed(call, engine, account):
@@ -151,9 +156,17 @@ def _normalize(value: Any, ids: dict[str, str]) -> Any:
 
 
 def test_dry_run_changes_nothing_and_matches_the_real_call(call, engine, account):
-    target = ok(call("contact.create", {"display_name": "Before", "identities": [{"kind": "email", "value": email()}]}))
+    target = ok(
+        call(
+            "contact.create",
+            {"display_name": "Before", "identities": [{"kind": "email", "value": email()}]},
+        )
+    )
     scenarios = [
-        ("contact.create", {"display_name": "Plan", "identities": [{"kind": "email", "value": email()}]}),
+        (
+            "contact.create",
+            {"display_name": "Plan", "identities": [{"kind": "email", "value": email()}]},
+        ),
         ("contact.update", {"id": target["id"], "stage": "customer", "company": "Engines"}),
         ("identity.add", {"contact_id": target["id"], "kind": "phone", "value": "+1 415 555 2671"}),
         ("contact.delete", {"id": target["id"]}),
@@ -169,16 +182,21 @@ def test_dry_run_changes_nothing_and_matches_the_real_call(call, engine, account
         real = call(op, args)
         real_result = ok(real)
         with engine.store.connect(write=False) as conn:
-            row = conn.execute(sa.select(audit_actions).where(audit_actions.c.id == real.action_id)).one()
+            row = conn.execute(
+                sa.select(audit_actions).where(audit_actions.c.id == real.action_id)
+            ).one()
             payload = json.loads(
                 conn.execute(
-                    sa.select(audit_payloads.c.body).where(audit_payloads.c.digest == row.payload_digest)
+                    sa.select(audit_payloads.c.body).where(
+                        audit_payloads.c.digest == row.payload_digest
+                    )
                 ).scalar_one()
             )
         plan_ids: dict[str, str] = {}
         real_ids: dict[str, str] = {}
         assert _normalize(result["result"], plan_ids) == _normalize(
-            {k: v for k, v in real_result.items() if k not in ("undo_token", "undo_expires_at")}, real_ids
+            {k: v for k, v in real_result.items() if k not in ("undo_token", "undo_expires_at")},
+            real_ids,
         )
         real_touched = [{"table": c["table"], "id": c["id"]} for c in payload["changes"]]
         plan_touched = [{"table": t["table"], "id": t["id"]} for t in result["touched"]]
@@ -191,8 +209,16 @@ def test_dry_run_changes_nothing_and_matches_the_real_call(call, engine, account
 
 def test_dry_run_of_a_failing_call_reports_the_error(call, engine):
     before = snapshot(engine.store)
-    err(call("contact.update", {"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "stage": "lead", "dry_run": True}), "not_found")
-    assert snapshot(engine.store) == before, "not even the day's default run is created by a dry-run"
+    err(
+        call(
+            "contact.update",
+            {"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "stage": "lead", "dry_run": True},
+        ),
+        "not_found",
+    )
+    assert snapshot(engine.store) == before, (
+        "not even the day's default run is created by a dry-run"
+    )
     e = err(call("contact.create", {"display_name": "x", "dry_run": "yes"}), "invalid_argument")
     assert e["param"] == "dry_run"
 
@@ -201,7 +227,12 @@ def test_dry_run_of_a_failing_call_reports_the_error(call, engine):
 
 
 def test_every_write_appends_a_chained_action(call, engine, account):
-    c = ok(call("contact.create", {"display_name": "Chain", "identities": [{"kind": "email", "value": email()}]}))
+    c = ok(
+        call(
+            "contact.create",
+            {"display_name": "Chain", "identities": [{"kind": "email", "value": email()}]},
+        )
+    )
     ok(call("contact.update", {"id": c["id"], "title": "Countess"}))
     ok(call("contact.get", {"id": c["id"]}))  # reads append nothing
     deleted = ok(call("contact.delete", {"id": c["id"]}))
@@ -212,7 +243,12 @@ def test_every_write_appends_a_chained_action(call, engine, account):
             .where(audit_actions.c.account_id == account.account_id)
             .order_by(audit_actions.c.seq)
         ).all()
-    assert [r.op for r in rows] == ["contact.create", "contact.update", "contact.delete", "action.undo"]
+    assert [r.op for r in rows] == [
+        "contact.create",
+        "contact.update",
+        "contact.delete",
+        "action.undo",
+    ]
     prev = GENESIS
     for n, row in enumerate(rows, start=1):
         record = json.loads(row.record)
@@ -230,12 +266,17 @@ def test_action_get_and_list(call):
     c = ok(call("contact.create", {"display_name": "Listed"}))
     upd = call("contact.update", {"id": c["id"], "stage": "prospect"})
     action = ok(call("action.get", {"id": upd.action_id}))
-    assert action["op"] == "contact.update" and action["args"] == {"id": c["id"], "stage": "prospect"}
+    assert action["op"] == "contact.update" and action["args"] == {
+        "id": c["id"],
+        "stage": "prospect",
+    }
     [change] = action["changes"]
     assert change["before"]["stage"] is None and change["after"]["stage"] == "prospect"
     listed = ok(call("action.list", {"target": c["id"]}))
     assert [a["op"] for a in listed["data"]] == ["contact.update", "contact.create"]
-    assert [a["op"] for a in ok(call("action.list", {"op": "contact.update"}))["data"]] == ["contact.update"]
+    assert [a["op"] for a in ok(call("action.list", {"op": "contact.update"}))["data"]] == [
+        "contact.update"
+    ]
     page1 = ok(call("action.list", {"limit": 1}))
     page2 = ok(call("action.list", {"limit": 1, "starting_after": page1["next_cursor"]}))
     assert page1["has_more"] and page2["data"][0]["seq"] == page1["data"][0]["seq"] - 1

@@ -49,7 +49,11 @@ def test_schema_document_is_flat_and_complete():
     assert "$ref" not in text and "$defs" not in text
     entry = doc["operations"]["contact.create"]
     assert entry["mutates"] and not entry["destructive"] and entry["input"]["properties"]["dry_run"]
-    assert {e["code"] for e in entry["errors"]} >= {"conflict", "invalid_argument", "unauthenticated"}
+    assert {e["code"] for e in entry["errors"]} >= {
+        "conflict",
+        "invalid_argument",
+        "unauthenticated",
+    }
     assert doc["operations"]["contact.delete"]["destructive"]
     assert "dry_run" not in doc["operations"]["contact.get"]["input"]["properties"]
 

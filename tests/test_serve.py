@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+
 from conftest import free_port
 
 KEY = "krabs_sk_servetest00000000000000000000"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from conftest import err, ok, snapshot
 
+from conftest import err, ok, snapshot
 from krabs.store.tables import audit_actions
 
 
@@ -15,7 +15,16 @@ def email() -> str:
 
 
 def _contact(call, **extra):
-    return ok(call("contact.create", {"display_name": "Undo me", "identities": [{"kind": "email", "value": email()}], **extra}))
+    return ok(
+        call(
+            "contact.create",
+            {
+                "display_name": "Undo me",
+                "identities": [{"kind": "email", "value": email()}],
+                **extra,
+            },
+        )
+    )
 
 
 def _without_audit(snap):
@@ -29,7 +38,10 @@ def test_undo_delete_restores_contact_and_identities_exactly(call, engine):
     assert deleted["undo_token"].startswith("undo_") and deleted["undo_expires_at"]
     err(call("contact.get", {"id": c["id"]}), "not_found")
     undo = ok(call("action.undo", {"undo_token": deleted["undo_token"]}))
-    assert undo["undone_action_id"] and {r["table"] for r in undo["restored"]} == {"contacts", "identities"}
+    assert undo["undone_action_id"] and {r["table"] for r in undo["restored"]} == {
+        "contacts",
+        "identities",
+    }
     assert _without_audit(snapshot(engine.store)) == before
     assert ok(call("contact.get", {"id": c["id"]})) == c
 
@@ -50,7 +62,11 @@ def test_undo_conflict_unless_forced(call):
     redo = ok(call("action.undo", {"undo_token": token}))
     ok(call("contact.update", {"id": c["id"], "title": "Changed since"}))
     e = err(call("action.undo", {"undo_token": redo["undo_token"]}), "undo_conflict")
-    assert e["param"] == "force" and e["conflicts"][0]["id"] == c["id"] and "title" in e["conflicts"][0]["fields"]
+    assert (
+        e["param"] == "force"
+        and e["conflicts"][0]["id"] == c["id"]
+        and "title" in e["conflicts"][0]["fields"]
+    )
     ok(call("action.undo", {"undo_token": redo["undo_token"], "force": True}))
     err(call("contact.get", {"id": c["id"]}), "not_found")
 

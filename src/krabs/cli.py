@@ -46,7 +46,13 @@ def serve(host: str | None, port: int | None) -> None:
         click.echo(demo.secret)
     click.echo(f"KRABS_URL={url}")
     logging.basicConfig(level=logging.WARNING)
-    uvicorn.run(create_app(engine), host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(engine),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @cli.command()

@@ -14,7 +14,9 @@ from typing import Any
 
 import rfc8785
 
-_fast = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+_fast = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
 
 
 def _simple(value: Any) -> bool:

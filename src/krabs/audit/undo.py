@@ -39,7 +39,9 @@ def undo_changes(uow: UnitOfWork, action: Any, *, force: bool) -> dict[str, Any]
         now = current[key]
         if _plain(now) != _plain(after):
             fields = sorted(
-                f for f in set(after or {}) | set(now or {}) if _plain((after or {}).get(f)) != _plain((now or {}).get(f))
+                f
+                for f in set(after or {}) | set(now or {})
+                if _plain((after or {}).get(f)) != _plain((now or {}).get(f))
             )
             conflicts.append({"table": key[0], "id": key[1], "fields": fields})
     if conflicts and not force:
@@ -75,4 +77,7 @@ def undo_changes(uow: UnitOfWork, action: Any, *, force: bool) -> dict[str, Any]
             "restoring would break a uniqueness rule (e.g. an identity now owned by another "
             "contact); resolve that first",
         ) from None
-    return {"restored": list({(r["table"], r["id"]): r for r in restored}.values()), "conflicts": conflicts}
+    return {
+        "restored": list({(r["table"], r["id"]): r for r in restored}.values()),
+        "conflicts": conflicts,
+    }

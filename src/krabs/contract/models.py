@@ -39,6 +39,8 @@ Timestamp = Annotated[
         description="ISO-8601 date or date-time; UTC when no offset is given.",
     ),
 ]
+
+
 def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
     import json
 

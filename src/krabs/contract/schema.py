@@ -76,7 +76,10 @@ def schema_document(registry: Registry) -> dict[str, Any]:
         "object": "schema",
         "version": CONTRACT_VERSION,
         "operations": {op.name: operation_entry(op) for op in registry},
-        "errors": {c: {"status": s, "description": DESCRIPTIONS.get(c, "")} for c, s in STATUS_BY_CODE.items()},
+        "errors": {
+            c: {"status": s, "description": DESCRIPTIONS.get(c, "")}
+            for c, s in STATUS_BY_CODE.items()
+        },
     }
 
 
@@ -103,7 +106,12 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for op in registry:
         responses: dict[str, Any] = {
-            "200": {"description": "Success", "content": {"application/json": {"schema": model_schema(op.output, "serialization")}}}
+            "200": {
+                "description": "Success",
+                "content": {
+                    "application/json": {"schema": model_schema(op.output, "serialization")}
+                },
+            }
         }
         for status in sorted({STATUS_BY_CODE[c] for c in op.all_errors}):
             codes = [c for c in op.all_errors if STATUS_BY_CODE[c] == status]
@@ -111,9 +119,18 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "description": ", ".join(codes),
                 "content": {"application/json": {"schema": ERROR_SCHEMA}},
             }
-        parameters = [{"name": "X-Krabs-Run", "in": "header", "required": False, "schema": {"type": "string"}}]
+        parameters = [
+            {"name": "X-Krabs-Run", "in": "header", "required": False, "schema": {"type": "string"}}
+        ]
         if op.mutates:
-            parameters.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}})
+            parameters.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                }
+            )
         paths[f"/v1/{op.name}"] = {
             "post": {
                 "operationId": op.name.replace(".", "_"),
@@ -121,14 +138,26 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "description": op.description,
                 "tags": [op.noun],
                 "parameters": parameters,
-                "requestBody": {"required": False, "content": {"application/json": {"schema": input_schema(op)}}},
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": input_schema(op)}},
+                },
                 "responses": responses,
-                "x-krabs": {"mutates": op.mutates, "destructive": op.destructive, "added_in": op.added_in, "scope": op.scope},
+                "x-krabs": {
+                    "mutates": op.mutates,
+                    "destructive": op.destructive,
+                    "added_in": op.added_in,
+                    "scope": op.scope,
+                },
             }
         }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "krabs", "version": CONTRACT_VERSION, "description": "The CRM that AI agents operate."},
+        "info": {
+            "title": "krabs",
+            "version": CONTRACT_VERSION,
+            "description": "The CRM that AI agents operate.",
+        },
         "servers": [{"url": "/"}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],

@@ -9,9 +9,13 @@ every failure comes back as a typed error in the ``Outcome``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
 
 from krabs.auth import KeyCache
 from krabs.config import Settings
@@ -52,6 +56,18 @@ class Engine:
         for step in reversed(self.steps):
             handler = functools.partial(_guarded, step, handler)
         self._pipeline = handler
+        self._writer = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="krabs-writer") if store.is_sqlite else None
+        )
+
+    async def acall(self, request: CallRequest) -> Outcome:
+        """``call`` off the event loop. On SQLite, mutations queue for one writer thread: SQLite takes
+        one writer at a time anyway, and dozens of threads contending for it cost more than the
+        writes."""
+        op = self.registry.get(request.op)
+        if self._writer is not None and op is not None and op.mutates:
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self.call, request)
+        return await run_in_threadpool(self.call, request)
 
     def call(self, request: CallRequest) -> Outcome:
         try:

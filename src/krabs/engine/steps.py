@@ -42,7 +42,9 @@ class Authenticate:
         self.store, self.cache = store, cache
 
     def __call__(self, call: Call, next: Next) -> Outcome:
-        principal = call.request.principal or authenticate(self.store, self.cache, call.request.api_key)
+        principal = call.request.principal or authenticate(
+            self.store, self.cache, call.request.api_key
+        )
         return next(call.evolve(principal=principal))
 
 
@@ -98,7 +100,9 @@ class AttachRun:
 
     def __call__(self, call: Call, next: Next) -> Outcome:
         # A dry-run persists nothing, not even the day's default run: it reports the run it would use.
-        run_id = self.runs.resolve(call.who, call.request.run_id, create=not _requested_dry_run(call))
+        run_id = self.runs.resolve(
+            call.who, call.request.run_id, create=not _requested_dry_run(call)
+        )
         outcome = next(call.evolve(run_id=run_id))
         outcome.run_id = outcome.run_id or run_id
         return outcome
@@ -117,7 +121,9 @@ class Validate:
             raw = dict(raw)
             flag = raw.pop("dry_run")
             if not isinstance(flag, bool):
-                raise KrabsError("invalid_argument", "dry_run must be true or false", param="dry_run")
+                raise KrabsError(
+                    "invalid_argument", "dry_run must be true or false", param="dry_run"
+                )
             dry_run = dry_run or flag
         args = validate_args(call.op.input, raw, call.op.name)
         return next(call.evolve(args=args, dry_run=dry_run))
@@ -162,7 +168,9 @@ class Publish:
             return
         self._touched[key_id] = now
         with self.store.transaction(write=True) as conn:
-            conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=utcnow()))
+            conn.execute(
+                api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=utcnow())
+            )
 
 
 def _requested_dry_run(call: Call) -> bool:
@@ -232,7 +240,12 @@ def fingerprint(op: str, args: Any) -> str:
 
 
 def _idem_row(
-    call: Call, key: str, status: int, body: dict[str, Any], action_id: str | None, settings: Settings
+    call: Call,
+    key: str,
+    status: int,
+    body: dict[str, Any],
+    action_id: str | None,
+    settings: Settings,
 ) -> dict[str, Any]:
     return {
         "account_id": call.who.account_id,
@@ -265,7 +278,9 @@ class Transaction:
                 return self._once(call, next)
             except IdempotencyRace:
                 continue
-        raise KrabsError("idempotency_key_in_use", "Idempotency-Key contended; retry", param="Idempotency-Key")
+        raise KrabsError(
+            "idempotency_key_in_use", "Idempotency-Key contended; retry", param="Idempotency-Key"
+        )
 
     def _once(self, call: Call, next: Next) -> Outcome:
         write = call.op.mutates
@@ -336,7 +351,9 @@ class IdempotentReplay:
             )
             row = None
         if row is not None:
-            if row.op != call.op.name or row.fingerprint != fingerprint(call.op.name, call.request.args):
+            if row.op != call.op.name or row.fingerprint != fingerprint(
+                call.op.name, call.request.args
+            ):
                 raise KrabsError(
                     "idempotency_key_reused",
                     f"this Idempotency-Key was first used with {row.op} and other arguments; "
@@ -359,7 +376,12 @@ class IdempotentReplay:
                 uow.conn.execute(
                     _STORE_RESPONSE,
                     _idem_row(
-                        call, key, outcome.status, call.op.redacted(outcome.result), outcome.action_id, self.settings
+                        call,
+                        key,
+                        outcome.status,
+                        call.op.redacted(outcome.result),
+                        outcome.action_id,
+                        self.settings,
                     ),
                 )
             except sa.exc.IntegrityError:

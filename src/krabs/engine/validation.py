@@ -42,7 +42,9 @@ def scan_json(value: Any, path: str = "", depth: int = 0) -> None:
                 raise KrabsError("invalid_argument", "object keys must be strings", param=path)
             _check_text(key, path)
             if len(key) > 200:
-                raise KrabsError("invalid_argument", "object keys are at most 200 characters", param=path)
+                raise KrabsError(
+                    "invalid_argument", "object keys are at most 200 characters", param=path
+                )
             scan_json(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):

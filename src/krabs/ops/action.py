@@ -49,7 +49,9 @@ def _undone_by(uow: UnitOfWork, ids: list[str]) -> dict[str, str]:
     return {r.undo_of: r.id for r in rows}
 
 
-def action_object(uow: UnitOfWork, row: Any, undone_by: str | None, *, full: bool) -> dict[str, Any]:
+def action_object(
+    uow: UnitOfWork, row: Any, undone_by: str | None, *, full: bool
+) -> dict[str, Any]:
     record = json.loads(row.record)
     out: dict[str, Any] = {
         "object": "action",
@@ -99,8 +101,12 @@ def get(uow: UnitOfWork, args: ActionGet) -> dict[str, Any]:
 
 
 class ActionList(ListArgs):
-    op: str | None = Field(None, max_length=80, description="Only this operation, e.g. contact.delete.")
-    target: str | None = Field(None, max_length=64, description="Only actions that touched this id.")
+    op: str | None = Field(
+        None, max_length=80, description="Only this operation, e.g. contact.delete."
+    )
+    target: str | None = Field(
+        None, max_length=64, description="Only actions that touched this id."
+    )
     run: str | None = Field(None, max_length=64, description="Only actions of this run.")
     since: Timestamp | None = Field(None, description="Only actions at or after this time.")
 
@@ -111,7 +117,10 @@ class ActionList(ListArgs):
     input=ActionList,
     output=ListOf[ActionOut],
     mutates=False,
-    examples=(Example({"op": "contact.delete"}), Example({"target": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"})),
+    examples=(
+        Example({"op": "contact.delete"}),
+        Example({"target": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"}),
+    ),
 )
 def list_(uow: UnitOfWork, args: ActionList) -> dict[str, Any]:
     """The cursor is an action id; order is the chain's sequence, newest first."""
@@ -134,10 +143,16 @@ def list_(uow: UnitOfWork, args: ActionList) -> dict[str, Any]:
         )
     if args.starting_after:
         cursor = uow.execute(
-            sa.select(t.c.seq).where(t.c.account_id == uow.account_id, t.c.id == args.starting_after)
+            sa.select(t.c.seq).where(
+                t.c.account_id == uow.account_id, t.c.id == args.starting_after
+            )
         ).scalar()
         if cursor is None:
-            raise KrabsError("invalid_argument", "starting_after is not an action of this account", param="starting_after")
+            raise KrabsError(
+                "invalid_argument",
+                "starting_after is not an action of this account",
+                param="starting_after",
+            )
         q = q.where(t.c.seq < cursor)
     rows = uow.execute(q.order_by(t.c.seq.desc()).limit(args.limit + 1)).all()
     undone = _undone_by(uow, [r.id for r in rows])
@@ -145,8 +160,12 @@ def list_(uow: UnitOfWork, args: ActionList) -> dict[str, Any]:
 
 
 class ActionUndo(Args):
-    undo_token: str | None = Field(None, max_length=100, description="From a destructive call's result.")
-    action_id: str | None = Field(None, max_length=64, description="Any action (needs the admin scope).")
+    undo_token: str | None = Field(
+        None, max_length=100, description="From a destructive call's result."
+    )
+    action_id: str | None = Field(
+        None, max_length=64, description="Any action (needs the admin scope)."
+    )
     force: bool = Field(False, description="Overwrite rows that changed since the action.")
 
     @model_validator(mode="after")
@@ -173,7 +192,10 @@ class UndoOut(Out):
     mutates=True,
     destructive=True,
     errors=("not_found", "forbidden", "undo_expired", "undo_conflict", "undo_used"),
-    examples=(Example({"undo_token": "undo_3kq9…"}), Example({"action_id": "act_01HG7Z4X9Q8M2N7P3R5T6V8W", "force": True})),
+    examples=(
+        Example({"undo_token": "undo_3kq9…"}),
+        Example({"action_id": "act_01HG7Z4X9Q8M2N7P3R5T6V8W", "force": True}),
+    ),
 )
 def undo(uow: UnitOfWork, args: ActionUndo) -> dict[str, Any]:
     """Restores the before-images. Refuses with `undo_conflict` if a row changed since (unless
@@ -188,15 +210,29 @@ def undo(uow: UnitOfWork, args: ActionUndo) -> dict[str, Any]:
         if row is None:
             raise KrabsError("not_found", "unknown undo_token", param="undo_token")
         if row.undo_expires_at is not None and row.undo_expires_at <= uow.now:
-            raise KrabsError("undo_expired", f"this undo token expired at {row.undo_expires_at}", param="undo_token")
+            raise KrabsError(
+                "undo_expired",
+                f"this undo token expired at {row.undo_expires_at}",
+                param="undo_token",
+            )
     else:
         if not uow.principal.allows("admin"):
-            raise KrabsError("forbidden", "undo by action_id needs the admin scope; use the undo_token", param="action_id")
-        row = uow.execute(sa.select(t).where(t.c.account_id == uow.account_id, t.c.id == args.action_id)).first()
+            raise KrabsError(
+                "forbidden",
+                "undo by action_id needs the admin scope; use the undo_token",
+                param="action_id",
+            )
+        row = uow.execute(
+            sa.select(t).where(t.c.account_id == uow.account_id, t.c.id == args.action_id)
+        ).first()
         if row is None:
             raise not_found("action", str(args.action_id), "action_id")
     if _undone_by(uow, [row.id]):
-        raise KrabsError("undo_used", f"action {row.id} was already undone", param="undo_token" if args.undo_token else "action_id")
+        raise KrabsError(
+            "undo_used",
+            f"action {row.id} was already undone",
+            param="undo_token" if args.undo_token else "action_id",
+        )
     uow.undo_of = row.id
     report = undo_changes(uow, row, force=args.force)
     return {"object": "undo", "undone_action_id": row.id, **report}

@@ -39,7 +39,7 @@ class ApiKeyCreated(ApiKeyOut):
 class ApiKeyCreate(Args):
     name: Name = Field(description="What the key is for, e.g. 'outreach agent'.")
     scopes: list[ScopeName] = Field(
-        default_factory=lambda: ["read", "write"],
+        default_factory=lambda: list[ScopeName](("read", "write")),
         min_length=1,
         max_length=3,
         description="read, write, admin (each implies the ones before it).",
@@ -60,7 +60,11 @@ class ApiKeyCreate(Args):
     mutates=True,
     scope="admin",
     redact=("secret",),
-    examples=(Example({"name": "outreach agent", "scopes": ["read", "write"], "agent_id": "agent_drafts"}),),
+    examples=(
+        Example(
+            {"name": "outreach agent", "scopes": ["read", "write"], "agent_id": "agent_drafts"}
+        ),
+    ),
 )
 def create(uow: UnitOfWork, args: ApiKeyCreate) -> dict[str, Any]:
     """The secret (`krabs_sk_…`) is in this response only; krabs stores its SHA-256, and neither the

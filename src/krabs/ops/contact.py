@@ -35,10 +35,20 @@ from krabs.ops.identity import (
     live_contact,
     normalize_all,
 )
+from krabs.store.db import contains_ci
 from krabs.store.tables import contacts, identities
 
 Stage = Literal["lead", "prospect", "customer", "churned"]
-FIELDS = ("display_name", "given_name", "family_name", "company", "title", "stage", "owner", "attributes")
+FIELDS = (
+    "display_name",
+    "given_name",
+    "family_name",
+    "company",
+    "title",
+    "stage",
+    "owner",
+    "attributes",
+)
 
 
 class ContactFields(Args):
@@ -47,7 +57,9 @@ class ContactFields(Args):
     family_name: Name | None = None
     company: Name | None = None
     title: Name | None = Field(None, description="Job title.")
-    stage: Stage | None = Field(None, description="Lifecycle stage: lead, prospect, customer, churned.")
+    stage: Stage | None = Field(
+        None, description="Lifecycle stage: lead, prospect, customer, churned."
+    )
     owner: Name | None = Field(None, description="Who owns the relationship (a person or agent).")
     attributes: Attributes | None = None
 
@@ -177,7 +189,9 @@ def get(uow: UnitOfWork, args: ContactGet) -> dict[str, Any]:
 
 class ContactList(ListArgs):
     stage: Stage | None = None
-    updated_since: Timestamp | None = Field(None, description="Only contacts updated at or after this.")
+    updated_since: Timestamp | None = Field(
+        None, description="Only contacts updated at or after this."
+    )
     q: str | None = Field(
         None, min_length=1, max_length=200, description="Search in names, company and identities."
     )
@@ -210,19 +224,22 @@ def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
             .where(
                 identities.c.contact_id == c.c.id,
                 identities.c.deleted_at.is_(None),
-                identities.c.normalized.ilike(pattern, escape="\\"),
+                sa.or_(
+                    contains_ci(identities.c.normalized, pattern, uow.dialect),
+                    contains_ci(identities.c.value, pattern, uow.dialect),
+                ),
             )
             .exists()
         )
+        names = ("display_name", "given_name", "family_name", "company")
         query = query.where(
-            sa.or_(
-                *(c.c[f].ilike(pattern, escape="\\") for f in ("display_name", "given_name", "family_name", "company")),
-                in_identity,
-            )
+            sa.or_(*(contains_ci(c.c[f], pattern, uow.dialect) for f in names), in_identity)
         )
     if args.starting_after:
         query = query.where(c.c.id < args.starting_after)
-    rows = [dict(r._mapping) for r in uow.execute(query.order_by(c.c.id.desc()).limit(args.limit + 1))]
+    rows = [
+        dict(r._mapping) for r in uow.execute(query.order_by(c.c.id.desc()).limit(args.limit + 1))
+    ]
     idents = identities_of(uow, [r["id"] for r in rows[: args.limit]])
     return page([contact_object(r, idents.get(r["id"], [])) for r in rows], args.limit)
 
@@ -256,7 +273,9 @@ def update(uow: UnitOfWork, args: ContactUpdate) -> dict[str, Any]:
     changes = args.model_dump(include=set(FIELDS), exclude_unset=True)
     if not changes:
         raise KrabsError(
-            "invalid_argument", f"nothing to update: send at least one of {', '.join(FIELDS)}", param=None
+            "invalid_argument",
+            f"nothing to update: send at least one of {', '.join(FIELDS)}",
+            param=None,
         )
     if "attributes" in changes and changes["attributes"] is None:
         changes["attributes"] = {}
@@ -305,7 +324,7 @@ class FindByIdentity(Args):
 )
 def find_by_identity(uow: UnitOfWork, args: FindByIdentity) -> dict[str, Any]:
     """Normalizes the value the same way writes do, so any spelling of the same address matches."""
-    [(item, norm, _)] = normalize_all(uow, [args.identity], "identity")
+    [(item, norm, _)] = normalize_all(uow, [args.identity], "identity", indexed=False)
     owner = find_live(uow, item.kind, norm)
     if owner is None:
         raise KrabsError(
@@ -331,21 +350,23 @@ class UpsertOut(Out):
     mutates=True,
     added_in="1.1",
     errors=("conflict",),
-    examples=(Example({"identity": {"kind": "email", "value": "ada@lovelace.dev"}, "given_name": "Ada"}),),
+    examples=(
+        Example({"identity": {"kind": "email", "value": "ada@lovelace.dev"}, "given_name": "Ada"}),
+    ),
 )
 def upsert(uow: UnitOfWork, args: ContactUpsert) -> dict[str, Any]:
     """Matches on the normalized identity: updates the fields you send on the owner, or creates a new
     contact with that identity. Returns `{id, created}`."""
-    idents = normalize_all(uow, [args.identity], "identity")
+    idents = normalize_all(uow, [args.identity], "identity", indexed=False)
     owner = find_live(uow, idents[0].item.kind, idents[0].norm)
     fields = args.model_dump(include=set(FIELDS), exclude_unset=True)
     if owner is None:
         created = _create(uow, fields, idents)
         return {"id": created["id"], "created": True}
     row = live_contact(uow, owner.contact_id, "identity")
+    if "attributes" in fields and fields["attributes"] is None:
+        fields["attributes"] = {}
     if fields and {k: row[k] for k in fields} != fields:
-        if "attributes" in fields and fields["attributes"] is None:
-            fields["attributes"] = {}
         uow.update(contacts, row, {**fields, "updated_at": uow.now})
     return {"id": owner.contact_id, "created": False}
 

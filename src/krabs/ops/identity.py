@@ -21,7 +21,9 @@ IdentityKind = Literal["email", "phone", "linkedin", "x", "github", "domain", "u
 
 
 class IdentityRef(Args):
-    kind: IdentityKind = Field(description="email, phone, linkedin, x, github, domain, url or other.")
+    kind: IdentityKind = Field(
+        description="email, phone, linkedin, x, github, domain, url or other."
+    )
     value: str = Field(min_length=1, max_length=2048, description="As given; normalized on write.")
 
 
@@ -78,14 +80,18 @@ class Normalized(NamedTuple):
     param: str
 
 
-def normalize_all(uow: UnitOfWork, items: list[IdentityRef], param: str) -> list[Normalized]:
+def normalize_all(
+    uow: UnitOfWork, items: list[IdentityRef], param: str, *, indexed: bool = True
+) -> list[Normalized]:
     """Normalize every identity (reading the account's region only if a phone needs it), dropping
-    repeats of the same normalized value."""
+    repeats of the same normalized value. ``param`` is where the caller wrote them: a list
+    (``identities`` → ``identities.2``), one object (``identity``) or the top level (``""``)."""
     region = default_region(uow) if any(i.kind == "phone" for i in items) else None
     seen: dict[tuple[str, str], Normalized] = {}
     for n, item in enumerate(items):
-        where = f"{param}.{n}" if param else ""
-        norm = normalize(uow, item.kind, item.value, f"{where}.value" if where else "value", region)
+        where = f"{param}.{n}" if indexed else param
+        value_param = f"{where}.value" if where else "value"
+        norm = normalize(uow, item.kind, item.value, value_param, region)
         seen.setdefault((item.kind, norm), Normalized(item, norm, where or "value"))
     return list(seen.values())
 
@@ -129,17 +135,23 @@ def find_live(uow: UnitOfWork, kind: str, normalized: str) -> Any:
 def claim(uow: UnitOfWork, contact_id: str, items: list[Normalized]) -> list[dict[str, Any]]:
     """Attach normalized identities to a contact, refusing any another live contact owns."""
     owners = live_owners(uow, [(n.item.kind, n.norm) for n in items])
-    fresh = any(c.table == "contacts" and c.id == contact_id and c.before is None for c in uow.changes)
-    primaries: set[str] = set() if fresh else {
-        r.kind
-        for r in uow.execute(
-            sa.select(identities.c.kind).where(
-                identities.c.contact_id == contact_id,
-                identities.c.is_primary.is_(True),
-                identities.c.deleted_at.is_(None),
-            )
-        ).all()
-    }
+    fresh = any(
+        c.table == "contacts" and c.id == contact_id and c.before is None for c in uow.changes
+    )
+    primaries: set[str] = (
+        set()
+        if fresh
+        else {
+            r.kind
+            for r in uow.execute(
+                sa.select(identities.c.kind).where(
+                    identities.c.contact_id == contact_id,
+                    identities.c.is_primary.is_(True),
+                    identities.c.deleted_at.is_(None),
+                )
+            ).all()
+        }
+    )
     rows: list[dict[str, Any]] = []
     for item, norm, where in items:
         owner = owners.get((item.kind, norm))
@@ -214,7 +226,13 @@ class IdentityAdd(IdentityIn):
     mutates=True,
     errors=("not_found", "conflict"),
     examples=(
-        Example({"contact_id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "kind": "email", "value": "ada@lovelace.dev"}),
+        Example(
+            {
+                "contact_id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W",
+                "kind": "email",
+                "value": "ada@lovelace.dev",
+            }
+        ),
     ),
 )
 def add(uow: UnitOfWork, args: IdentityAdd) -> dict[str, Any]:
@@ -222,7 +240,7 @@ def add(uow: UnitOfWork, args: IdentityAdd) -> dict[str, Any]:
     attaches it. Adding one the contact already has returns it unchanged; one owned by another live
     contact is a `conflict` naming that contact."""
     live_contact(uow, args.contact_id)
-    [normalized] = normalize_all(uow, [args], "")
+    [normalized] = normalize_all(uow, [args], "", indexed=False)
     existing = find_live(uow, normalized.item.kind, normalized.norm)
     if existing is not None and existing.contact_id == args.contact_id:
         return identity_object(existing)
@@ -249,7 +267,9 @@ def list_(uow: UnitOfWork, args: IdentityList) -> dict[str, Any]:
     live_contact(uow, args.contact_id)
     t = identities
     q = sa.select(t).where(
-        t.c.account_id == uow.account_id, t.c.contact_id == args.contact_id, t.c.deleted_at.is_(None)
+        t.c.account_id == uow.account_id,
+        t.c.contact_id == args.contact_id,
+        t.c.deleted_at.is_(None),
     )
     if args.starting_after:
         q = q.where(t.c.id > args.starting_after)

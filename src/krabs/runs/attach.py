@@ -23,7 +23,9 @@ class RunResolver:
         self._defaults: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, principal: Principal, run_id: str | None, *, create: bool = True) -> str | None:
+    def resolve(
+        self, principal: Principal, run_id: str | None, *, create: bool = True
+    ) -> str | None:
         if run_id:
             return self._named(principal, run_id)
         return self._default(principal, create)

@@ -32,6 +32,8 @@ class Store:
         elif self.dialect == "sqlite":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self._local = threading.local()
+        self._writers: list[Connection] = []
         self._write_lock: contextlib.AbstractContextManager[Any]
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
@@ -45,7 +47,23 @@ class Store:
 
     @contextlib.contextmanager
     def connect(self, *, write: bool) -> Iterator[Connection]:
-        """A connection whose next ``begin()`` takes the write lock up front when ``write``."""
+        """A connection whose next ``begin()`` takes the write lock up front when ``write``.
+
+        On SQLite a writing thread keeps one connection: a connection that did the last write starts
+        the next with its page cache still valid, where a pooled one would re-read it."""
+        if write and self.is_sqlite:
+            with self._write_lock:
+                conn = getattr(self._local, "writer", None)
+                if conn is None or conn.closed or conn.invalidated:
+                    conn = self._local.writer = self.engine.connect()
+                    self._writers.append(conn)
+                conn.info["krabs_write"] = True
+                try:
+                    yield conn
+                finally:
+                    if conn.in_transaction():
+                        conn.rollback()
+            return
         lock = self._write_lock if write else contextlib.nullcontext()
         with lock, self.engine.connect() as conn:
             conn.info["krabs_write"] = write
@@ -57,13 +75,30 @@ class Store:
             yield conn
 
     def dispose(self) -> None:
+        for conn in self._writers:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._writers.clear()
         self.engine.dispose()
+
+
+def _fold(text: str | None) -> str | None:
+    return text.casefold() if text is not None else None
+
+
+def contains_ci(column: Any, pattern: str, dialect: str) -> Any:
+    """Case-insensitive LIKE for any script: SQLite's own ``lower``/``LIKE`` fold only ASCII, so on
+    SQLite both sides go through Python's ``casefold`` (registered on every connection)."""
+    if dialect == "sqlite":
+        return sa.func.krabs_fold(column).like(pattern.casefold(), escape="\\")
+    return column.ilike(pattern, escape="\\")
 
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_conn.create_function("krabs_fold", 1, _fold, deterministic=True)
         cur = dbapi_conn.cursor()
         for pragma in (
             "PRAGMA journal_mode=WAL",

@@ -36,11 +36,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def error_response(error: KrabsError, *, op: str | None, request_id: str, retry_after: float | None = None) -> JSONResponse:
+def error_response(
+    error: KrabsError, *, op: str | None, request_id: str, retry_after: float | None = None
+) -> JSONResponse:
     headers = {"X-Request-Id": request_id}
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    return JSONResponse({"error": error.to_dict(op=op, request_id=request_id)}, status_code=error.status, headers=headers)
+    return JSONResponse(
+        {"error": error.to_dict(op=op, request_id=request_id)},
+        status_code=error.status,
+        headers=headers,
+    )
 
 
 def bearer(request: Request) -> str | None:
@@ -52,7 +58,9 @@ def bearer(request: Request) -> str | None:
 async def read_json_object(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise Body(KrabsError("payload_too_large", f"request body exceeds {limit} bytes", param=None))
+        raise Body(
+            KrabsError("payload_too_large", f"request body exceeds {limit} bytes", param=None)
+        )
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and ctype not in JSON_TYPES:
         raise Body(KrabsError("unsupported_media_type", f"send application/json, not {ctype[:80]}"))
@@ -69,12 +77,16 @@ async def read_json_object(request: Request, limit: int) -> Any:
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise Body(KrabsError("invalid_json", f"body is not valid UTF-8 JSON: {str(exc)[:200]}")) from None
+        raise Body(
+            KrabsError("invalid_json", f"body is not valid UTF-8 JSON: {str(exc)[:200]}")
+        ) from None
 
 
 def render(outcome: Outcome, op: str, request_id: str) -> Response:
     if outcome.error is not None:
-        response: Response = error_response(outcome.error, op=op, request_id=request_id, retry_after=outcome.retry_after)
+        response: Response = error_response(
+            outcome.error, op=op, request_id=request_id, retry_after=outcome.retry_after
+        )
     else:
         response = JSONResponse(outcome.result, status_code=outcome.status)
         response.headers["X-Request-Id"] = request_id
@@ -113,7 +125,7 @@ def create_app(engine: Engine) -> Starlette:
             transport="http",
             request_id=request_id,
         )
-        outcome = await run_in_threadpool(engine.call, call)
+        outcome = await engine.acall(call)
         return render(outcome, op, request_id)
 
     async def authenticated(request: Request) -> KrabsError | None:
@@ -144,7 +156,9 @@ def create_app(engine: Engine) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "invalid_argument"}.get(exc.status_code, "invalid_argument")
-        message = f"no route {request.method} {request.url.path[:200]}; operations are POST /v1/{{op}}"
+        message = (
+            f"no route {request.method} {request.url.path[:200]}; operations are POST /v1/{{op}}"
+        )
         err = KrabsError(code, message)
         request_id = _request_id(request)
         return JSONResponse(
@@ -167,7 +181,12 @@ def create_app(engine: Engine) -> Starlette:
 
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
-    if given and len(given) <= 64 and given.isascii() and given.replace("-", "").replace("_", "").isalnum():
+    if (
+        given
+        and len(given) <= 64
+        and given.isascii()
+        and given.replace("-", "").replace("_", "").isalnum()
+    ):
         return given
     if "krabs_request_id" not in request.scope:
         request.scope["krabs_request_id"] = new_id("request")
