@@ -22,6 +22,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "rate_limited": 429,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
+    "method_not_allowed": 405,
     "unknown_operation": 404,
     "internal": 500,
 }
@@ -44,6 +45,7 @@ DESCRIPTIONS: dict[str, str] = {
     "rate_limited": "Too many requests for this key; retry after `Retry-After` seconds.",
     "payload_too_large": "The request body exceeds the configured limit.",
     "unsupported_media_type": "The request body must be application/json.",
+    "method_not_allowed": "Operations are called with POST /v1/{op}.",
     "unknown_operation": "No operation of that name; GET /v1/schema lists them.",
     "internal": "An unexpected server error; never caused by bad input.",
 }

@@ -19,7 +19,7 @@ def _single_line(value: str) -> str:
 class Args(BaseModel):
     """Operation arguments: unknown fields are rejected by name so an agent learns its mistake."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, strict=True)
 
 
 class Out(BaseModel):
@@ -31,8 +31,24 @@ class Out(BaseModel):
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
 LongName = Annotated[str, Field(min_length=1, max_length=400), AfterValidator(_single_line)]
 Text = Annotated[str, Field(max_length=100_000)]
+
+
+def _parses_as_iso(value: str) -> str:
+    """Accept any real ISO-8601 date or date-time; hand on the stored form (fixed-width UTC)."""
+    import datetime as dt
+
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not a real ISO-8601 date or date-time in range") from None
+
+
 Timestamp = Annotated[
     str,
+    AfterValidator(_parses_as_iso),
     Field(
         pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$",
         max_length=40,

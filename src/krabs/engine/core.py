@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.concurrency import run_in_threadpool
 
@@ -57,7 +57,9 @@ class Engine:
             handler = functools.partial(_guarded, step, handler)
         self._pipeline = handler
         self._writer = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="krabs-writer") if store.is_sqlite else None
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="krabs-writer")
+            if store.is_sqlite
+            else None
         )
 
     async def acall(self, request: CallRequest) -> Outcome:
@@ -66,7 +68,9 @@ class Engine:
         writes."""
         op = self.registry.get(request.op)
         if self._writer is not None and op is not None and op.mutates:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, self.call, request)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer, self.call, request
+            )
         return await run_in_threadpool(self.call, request)
 
     def call(self, request: CallRequest) -> Outcome:

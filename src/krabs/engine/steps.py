@@ -111,8 +111,6 @@ class AttachRun:
 class Validate:
     def __call__(self, call: Call, next: Next) -> Outcome:
         raw = call.request.args
-        if raw is None:
-            raw = {}
         if not isinstance(raw, dict):
             raise KrabsError("invalid_argument", "arguments must be a JSON object", param=None)
         scan_json(raw)

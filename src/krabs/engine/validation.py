@@ -75,13 +75,38 @@ def validate_args(model: type[BaseModel], raw: dict[str, Any], op_name: str) -> 
         raise _to_error(exc, model, op_name) from None
 
 
+def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The argument names accepted at ``path`` (e.g. inside ``identities.0``)."""
+    current: Any = model
+    for part in path:
+        if part.isdigit():
+            continue
+        fields = getattr(current, "model_fields", {})
+        if part not in fields:
+            return []
+        current = _model_in(fields[part].annotation)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _to_error(exc: ValidationError, model: type[BaseModel], op_name: str) -> KrabsError:
     first = exc.errors(include_url=False)[0]
     loc = [str(p) for p in first.get("loc", ())]
     param = ".".join(loc) or None
     kind = first.get("type", "")
     if kind == "extra_forbidden":
-        accepted = ", ".join(model.model_fields) or "no arguments"
+        accepted = ", ".join(_fields_at(model, loc[:-1])) or "no arguments"
         message = f"unknown argument {param!r} for {op_name}; accepted: {accepted}"
     elif kind == "missing":
         message = f"{param} is required for {op_name}"

@@ -114,10 +114,12 @@ def load(uow: UnitOfWork, contact_id: str) -> dict[str, Any]:
 
 
 def _display_name(values: dict[str, Any], idents: list[Normalized]) -> str | None:
+    """The name given, else one derived (cut to the column's 400 characters)."""
     if values.get("display_name"):
         return str(values["display_name"])
     full = " ".join(p for p in (values.get("given_name"), values.get("family_name")) if p)
-    return full or values.get("company") or (idents[0].item.value if idents else None)
+    derived = full or values.get("company") or (idents[0].item.value if idents else None)
+    return derived[:400] if derived else None
 
 
 def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[Normalized]) -> dict[str, Any]:

@@ -155,7 +155,9 @@ def create_app(engine: Engine) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "invalid_argument"}.get(exc.status_code, "invalid_argument")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "invalid_argument"
+        )
         message = (
             f"no route {request.method} {request.url.path[:200]}; operations are POST /v1/{{op}}"
         )
@@ -164,7 +166,7 @@ def create_app(engine: Engine) -> Starlette:
         return JSONResponse(
             {"error": err.to_dict(request_id=request_id)},
             status_code=exc.status_code,
-            headers={"X-Request-Id": request_id},
+            headers={**(exc.headers or {}), "X-Request-Id": request_id},
         )
 
     return Starlette(
