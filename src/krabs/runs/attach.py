@@ -38,14 +38,16 @@ class RunResolver:
                 )
             ).first()
         if row is None:
-            raise KrabsError("not_found", f"no run with id {run_id!r} in this account", param="run")
+            raise KrabsError(
+                "not_found", f"no run with id {run_id[:80]!r} in this account", param="X-Krabs-Run"
+            )
         if row.status == "cancelled":
-            raise KrabsError("run_cancelled", f"run {run_id} was cancelled", param="run")
+            raise KrabsError("run_cancelled", f"run {run_id} was cancelled", param="X-Krabs-Run")
         if row.status not in OPEN_STATUSES:
             raise KrabsError(
                 "run_closed",
                 f"run {run_id} is {row.status}; start a new run or omit the run id",
-                param="run",
+                param="X-Krabs-Run",
             )
         return run_id
 
