@@ -528,8 +528,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--echo-access-log",
         choices=["on", "off"],
-        default="on",
-        help="uvicorn access log for the echo app; match what `krabs serve` does",
+        default="off",
+        help="uvicorn access log for the echo app (krabs serve runs without one)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = p.parse_args(argv)
