@@ -47,19 +47,25 @@ def create_account(
             )
         )
         init_chain(conn, account_id)
-        conn.execute(
-            api_keys.insert().values(
-                id=key_id,
-                account_id=account_id,
-                name="bootstrap admin key",
-                secret_hash=hash_secret(secret),
-                prefix=display_prefix(secret),
-                scopes=list(scopes),
-                agent_id=DEFAULT_AGENT,
-                created_at=now,
-            )
-        )
+        _insert_key(conn, key_id, account_id, secret, list(scopes))
     return NewAccount(account_id, key_id, secret)
+
+
+def _insert_key(
+    conn: sa.Connection, key_id: str, account_id: str, secret: str, scopes: list[str]
+) -> None:
+    conn.execute(
+        api_keys.insert().values(
+            id=key_id,
+            account_id=account_id,
+            name="bootstrap admin key",
+            secret_hash=hash_secret(secret),
+            prefix=display_prefix(secret),
+            scopes=scopes,
+            agent_id=DEFAULT_AGENT,
+            created_at=utcnow(),
+        )
+    )
 
 
 def ensure_demo_account(store: Store, bootstrap_key: str | None) -> NewAccount | None:
@@ -83,17 +89,6 @@ def ensure_demo_account(store: Store, bootstrap_key: str | None) -> NewAccount |
                 sa.select(accounts.c.id).order_by(accounts.c.created_at).limit(1)
             ).scalar_one()
             key_id = new_id("api_key")
-            conn.execute(
-                api_keys.insert().values(
-                    id=key_id,
-                    account_id=account_id,
-                    name="bootstrap admin key",
-                    secret_hash=hash_secret(bootstrap_key),
-                    prefix=display_prefix(bootstrap_key),
-                    scopes=["admin"],
-                    agent_id=DEFAULT_AGENT,
-                    created_at=utcnow(),
-                )
-            )
+            _insert_key(conn, key_id, account_id, bootstrap_key, ["admin"])
         return NewAccount(account_id, key_id, bootstrap_key)
     return create_account(store, DEMO_ACCOUNT_NAME, secret=bootstrap_key)

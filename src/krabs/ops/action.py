@@ -15,7 +15,6 @@ from krabs.contract.errors import KrabsError, not_found
 from krabs.contract.models import Args, ListArgs, ListOf, Out, Timestamp, id_field, page
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.contact import _as_ts
 from krabs.store.tables import audit_actions, audit_targets
 
 
@@ -131,7 +130,7 @@ def list_(uow: UnitOfWork, args: ActionList) -> dict[str, Any]:
     if args.run:
         q = q.where(t.c.run_id == args.run)
     if args.since:
-        q = q.where(t.c.created_at >= _as_ts(args.since))
+        q = q.where(t.c.created_at >= args.since)
     if args.target:
         q = q.where(
             t.c.seq.in_(

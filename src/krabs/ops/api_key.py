@@ -13,7 +13,6 @@ from krabs.contract.ids import new_id
 from krabs.contract.models import Args, ListArgs, ListOf, Name, Out, Timestamp, id_field, page
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.contact import _as_ts
 from krabs.store.tables import api_keys
 
 ScopeName = Literal["read", "write", "admin"]
@@ -82,7 +81,7 @@ def create(uow: UnitOfWork, args: ApiKeyCreate) -> dict[str, Any]:
             "created_by": uow.principal.key_id,
             "created_at": uow.now,
             "last_used_at": None,
-            "expires_at": _as_ts(args.expires_at) if args.expires_at else None,
+            "expires_at": args.expires_at if args.expires_at else None,
             "revoked_at": None,
         },
     )

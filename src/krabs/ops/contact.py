@@ -218,7 +218,7 @@ def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
     if args.stage:
         query = query.where(c.c.stage == args.stage)
     if args.updated_since:
-        query = query.where(c.c.updated_at >= _as_ts(args.updated_since))
+        query = query.where(c.c.updated_at >= args.updated_since)
     if args.q:
         pattern = _like(args.q)
         in_identity = (
@@ -244,16 +244,6 @@ def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
     ]
     idents = identities_of(uow, [r["id"] for r in rows[: args.limit]])
     return page([contact_object(r, idents.get(r["id"], [])) for r in rows], args.limit)
-
-
-def _as_ts(value: str) -> str:
-    """Bring a date or date-time argument to the stored fixed-width UTC form."""
-    import datetime as dt
-
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ContactUpdate(ContactFields):
