@@ -990,3 +990,20 @@ def test_unusable_request_id_is_replaced(api: httpx.Client, given: str) -> None:
     request_id = response.json()["error"]["request_id"]
     assert request_id.startswith("req_")
     assert response.headers["x-request-id"] == request_id
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000, b"1" * 5000, b"{", b"\xff\xfe", b'{"a": NaN}'],
+    ids=["deep", "huge-int", "truncated", "bad-utf8", "nan"],
+)
+def test_invalid_json_messages_hide_interpreter_internals(http: httpx.Client, raw: bytes) -> None:
+    r = http.post("/v1/contact.list", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    message = r.json()["error"]["message"]
+    for leak in (
+        "recursion",
+        "sys.set_int_max_str_digits",
+        "codec",
+    ):
+        assert leak not in message, message

@@ -76,10 +76,15 @@ async def read_json_object(request: Request, limit: int) -> Any:
         return {}
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise Body(
-            KrabsError("invalid_json", f"body is not valid UTF-8 JSON: {str(exc)[:200]}")
-        ) from None
+    except json.JSONDecodeError as exc:
+        message = f"body is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    except UnicodeDecodeError:
+        message = "body is not valid UTF-8"
+    except RecursionError:
+        message = "body nests too deeply"
+    except ValueError as exc:  # NaN/Infinity (our hook) or an integer literal too long to parse
+        message = str(exc) if "not valid JSON" in str(exc) else "body has a number out of range"
+    raise Body(KrabsError("invalid_json", message))
 
 
 def render(outcome: Outcome, op: str, request_id: str) -> Response:
