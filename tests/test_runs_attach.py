@@ -6,27 +6,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from conftest import err, ok
-from krabs.contract.ids import new_id
 from krabs.engine.uow import utcnow
+from krabs.runs.attach import insert_run
 from krabs.store.tables import audit_actions, runs
 
 
 def _run(engine, account, status: str) -> str:
-    run_id = new_id("run")
-    now = utcnow()
     with engine.store.transaction() as conn:
-        conn.execute(
-            runs.insert().values(
-                id=run_id,
-                account_id=account.account_id,
-                agent_id="agent_default",
-                name="t",
-                status=status,
-                created_at=now,
-                updated_at=now,
-            )
+        return insert_run(
+            conn, account_id=account.account_id, agent_id="agent_default", name="t", status=status
         )
-    return run_id
 
 
 def test_calls_without_a_run_share_the_agents_daily_default_run(call, engine, account):

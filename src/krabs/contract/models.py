@@ -3,6 +3,8 @@ the list envelope every list operation shares."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -35,8 +37,6 @@ Text = Annotated[str, Field(max_length=100_000)]
 
 def _parses_as_iso(value: str) -> str:
     """Accept any real ISO-8601 date or date-time; hand on the stored form (fixed-width UTC)."""
-    import datetime as dt
-
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
@@ -58,8 +58,6 @@ Timestamp = Annotated[
 
 
 def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > 64 * 1024:
         raise ValueError("must serialize to at most 64 KiB of JSON")
 

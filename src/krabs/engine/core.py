@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from krabs.auth import KeyCache
 from krabs.config import Settings
@@ -71,7 +71,7 @@ class Engine:
             return await asyncio.get_running_loop().run_in_executor(
                 self._writer, self.call, request
             )
-        return await run_in_threadpool(self.call, request)
+        return await anyio.to_thread.run_sync(self.call, request)
 
     def call(self, request: CallRequest) -> Outcome:
         try:

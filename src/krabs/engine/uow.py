@@ -74,19 +74,16 @@ class UnitOfWork:
         return dict(row._mapping) if row is not None else None
 
     def insert(self, table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
-        row = {"account_id": self.account_id, **values}
-        full = {name: row.get(name) for name in column_names(table)}
-        self.conn.execute(table.insert(), full)
-        self.changes.append(Change(str(table.name), str(row["id"]), None, full))
-        return full
+        return self.insert_many(table, [values])[0]
 
     def insert_many(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not rows:
             return []
-        full_rows = [
-            {name: {"account_id": self.account_id, **r}.get(name) for name in column_names(table)}
-            for r in rows
-        ]
+        names = column_names(table)
+        full_rows = []
+        for values in rows:
+            row = {"account_id": self.account_id, **values}
+            full_rows.append({name: row.get(name) for name in names})
         self.conn.execute(table.insert(), full_rows)
         for full in full_rows:
             self.changes.append(Change(str(table.name), str(full["id"]), None, full))

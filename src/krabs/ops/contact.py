@@ -28,11 +28,12 @@ from krabs.ops.identity import (
     IdentityOut,
     IdentityRef,
     Normalized,
+    Owners,
     RemovedOut,
     claim,
-    find_live,
     identity_object,
     live_contact,
+    live_owners,
     normalize_all,
 )
 from krabs.store.db import contains_ci
@@ -122,7 +123,9 @@ def _display_name(values: dict[str, Any], idents: list[Normalized]) -> str | Non
     return derived[:400] if derived else None
 
 
-def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[Normalized]) -> dict[str, Any]:
+def _create(
+    uow: UnitOfWork, fields: dict[str, Any], idents: list[Normalized], owners: Owners | None = None
+) -> dict[str, Any]:
     row = uow.insert(
         contacts,
         {
@@ -136,7 +139,7 @@ def _create(uow: UnitOfWork, fields: dict[str, Any], idents: list[Normalized]) -
             "merged_into": None,
         },
     )
-    rows = claim(uow, row["id"], idents)
+    rows = claim(uow, row["id"], idents, owners)
     return contact_object(row, rows)
 
 
@@ -317,7 +320,7 @@ class FindByIdentity(Args):
 def find_by_identity(uow: UnitOfWork, args: FindByIdentity) -> dict[str, Any]:
     """Normalizes the value the same way writes do, so any spelling of the same address matches."""
     [(item, norm, _)] = normalize_all(uow, [args.identity], "identity", indexed=False)
-    owner = find_live(uow, item.kind, norm)
+    owner = live_owners(uow, [(item.kind, norm)]).get((item.kind, norm))
     if owner is None:
         raise KrabsError(
             "not_found", f"no live contact has {item.kind} {norm!r}", param="identity.value"
@@ -350,10 +353,11 @@ def upsert(uow: UnitOfWork, args: ContactUpsert) -> dict[str, Any]:
     """Matches on the normalized identity: updates the fields you send on the owner, or creates a new
     contact with that identity. Returns `{id, created}`."""
     idents = normalize_all(uow, [args.identity], "identity", indexed=False)
-    owner = find_live(uow, idents[0].item.kind, idents[0].norm)
+    owners = live_owners(uow, [(idents[0].item.kind, idents[0].norm)])
+    owner = owners.get((idents[0].item.kind, idents[0].norm))
     fields = args.model_dump(include=set(FIELDS), exclude_unset=True)
     if owner is None:
-        created = _create(uow, fields, idents)
+        created = _create(uow, fields, idents, owners)
         return {"id": created["id"], "created": True}
     row = live_contact(uow, owner.contact_id, "identity")
     if "attributes" in fields and fields["attributes"] is None:

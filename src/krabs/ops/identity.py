@@ -96,6 +96,11 @@ def normalize_all(
     return list(seen.values())
 
 
+def norm_hash(normalized: str) -> str:
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+# Built once: a statement constructed per call costs more than running it.
 _LIVE_OWNER = sa.select(identities).where(
     identities.c.account_id == sa.bindparam("acct"),
     identities.c.kind == sa.bindparam("kind"),
@@ -103,38 +108,29 @@ _LIVE_OWNER = sa.select(identities).where(
     identities.c.deleted_at.is_(None),
 )
 
-
-def norm_hash(normalized: str) -> str:
-    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+Owners = dict[tuple[str, str], Any]
 
 
-def live_owners(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    if not pairs:
-        return {}
-    t = identities
-    if len(pairs) == 1:  # the common case, with a statement built once
-        kind, norm = pairs[0]
-        rows = uow.execute(
+def live_owners(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> Owners:
+    """The live identity rows holding any of these (kind, normalized) values, keyed by the pair.
+    One indexed lookup each: calls carry one or a few identities (at most 50)."""
+    owners: Owners = {}
+    for kind, norm in dict.fromkeys(pairs):
+        row = uow.execute(
             _LIVE_OWNER, {"acct": uow.account_id, "kind": kind, "norm_hash": norm_hash(norm)}
-        ).all()
-    else:
-        rows = uow.execute(
-            sa.select(t).where(
-                t.c.account_id == uow.account_id,
-                t.c.deleted_at.is_(None),
-                sa.tuple_(t.c.kind, t.c.norm_hash).in_([(k, norm_hash(n)) for k, n in pairs]),
-            )
-        ).all()
-    return {(r.kind, r.normalized): r for r in rows}
+        ).first()
+        if row is not None:
+            owners[(kind, norm)] = row
+    return owners
 
 
-def find_live(uow: UnitOfWork, kind: str, normalized: str) -> Any:
-    return live_owners(uow, [(kind, normalized)]).get((kind, normalized))
-
-
-def claim(uow: UnitOfWork, contact_id: str, items: list[Normalized]) -> list[dict[str, Any]]:
-    """Attach normalized identities to a contact, refusing any another live contact owns."""
-    owners = live_owners(uow, [(n.item.kind, n.norm) for n in items])
+def claim(
+    uow: UnitOfWork, contact_id: str, items: list[Normalized], owners: Owners | None = None
+) -> list[dict[str, Any]]:
+    """Attach normalized identities to a contact, refusing any another live contact owns.
+    ``owners`` is ``live_owners`` of these items when the caller already looked them up."""
+    if owners is None:
+        owners = live_owners(uow, [(n.item.kind, n.norm) for n in items])
     fresh = any(
         c.table == "contacts" and c.id == contact_id and c.before is None for c in uow.changes
     )
@@ -241,10 +237,11 @@ def add(uow: UnitOfWork, args: IdentityAdd) -> dict[str, Any]:
     contact is a `conflict` naming that contact."""
     live_contact(uow, args.contact_id)
     [normalized] = normalize_all(uow, [args], "", indexed=False)
-    existing = find_live(uow, normalized.item.kind, normalized.norm)
+    owners = live_owners(uow, [(normalized.item.kind, normalized.norm)])
+    existing = owners.get((normalized.item.kind, normalized.norm))
     if existing is not None and existing.contact_id == args.contact_id:
         return identity_object(existing)
-    [row] = claim(uow, args.contact_id, [normalized])
+    [row] = claim(uow, args.contact_id, [normalized], owners)
     uow.update(contacts, live_contact(uow, args.contact_id), {"updated_at": uow.now})
     return identity_object(row)
 

@@ -59,47 +59,64 @@ class RunResolver:
             return cached
         if not create:
             with self.store.connect(write=False) as conn:
-                found = conn.execute(
-                    sa.select(runs.c.id).where(
-                        runs.c.account_id == principal.account_id,
-                        runs.c.agent_id == principal.agent_id,
-                        runs.c.default_day == key[2],
-                    )
-                ).scalar()
-            return str(found) if found else None
+                return _find_default(conn, principal, key[2])
         with self._lock:
             run_id = self._find_or_create_default(principal, now)
             self._defaults[key] = run_id
             return run_id
 
     def _find_or_create_default(self, principal: Principal, now: str) -> str:
-        day = now[:10]
-        where = (
+        for _attempt in range(3):
+            with self.store.transaction(write=True) as conn:
+                found = _find_default(conn, principal, now[:10])
+                if found:
+                    return found
+                try:
+                    with conn.begin_nested():
+                        return insert_run(
+                            conn,
+                            account_id=principal.account_id,
+                            agent_id=principal.agent_id,
+                            name="default",
+                            default_day=now[:10],
+                        )
+                except sa.exc.IntegrityError:
+                    continue  # another node created it first; read theirs
+        raise KrabsError("internal", "could not create the default run")
+
+
+def _find_default(conn: sa.Connection, principal: Principal, day: str) -> str | None:
+    found = conn.execute(
+        sa.select(runs.c.id).where(
             runs.c.account_id == principal.account_id,
             runs.c.agent_id == principal.agent_id,
             runs.c.default_day == day,
         )
-        for _attempt in range(3):
-            with self.store.transaction(write=True) as conn:
-                found = conn.execute(sa.select(runs.c.id).where(*where)).scalar()
-                if found:
-                    return str(found)
-                try:
-                    run_id = new_id("run")
-                    with conn.begin_nested():
-                        conn.execute(
-                            runs.insert().values(
-                                id=run_id,
-                                account_id=principal.account_id,
-                                agent_id=principal.agent_id,
-                                name="default",
-                                status="open",
-                                default_day=day,
-                                created_at=now,
-                                updated_at=now,
-                            )
-                        )
-                    return run_id
-                except sa.exc.IntegrityError:
-                    continue  # another node created it first; read theirs
-        raise KrabsError("internal", "could not create the default run")
+    ).scalar()
+    return str(found) if found else None
+
+
+def insert_run(
+    conn: sa.Connection,
+    *,
+    account_id: str,
+    agent_id: str,
+    name: str,
+    status: str = "open",
+    default_day: str | None = None,
+) -> str:
+    """A new run row; its id."""
+    run_id, now = new_id("run"), utcnow()
+    conn.execute(
+        runs.insert().values(
+            id=run_id,
+            account_id=account_id,
+            agent_id=agent_id,
+            name=name,
+            status=status,
+            default_day=default_day,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return run_id

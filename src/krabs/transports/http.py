@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -133,27 +134,21 @@ def create_app(engine: Engine) -> Starlette:
         outcome = await engine.acall(call)
         return render(outcome, op, request_id)
 
-    async def authenticated(request: Request) -> KrabsError | None:
-        try:
-            await run_in_threadpool(authenticate, engine.store, engine.keys, bearer(request))
-        except KrabsError as exc:
-            return exc
-        return None
+    def document(render: Callable[[], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """A schema route: the same key check as every call, then a document built once."""
 
-    async def schema(request: Request) -> Response:
-        if (err := await authenticated(request)) is not None:
-            return error_response(err, op=None, request_id=_request_id(request))
-        return JSONResponse(documents()["schema"])
+        async def route(request: Request) -> Response:
+            try:
+                await run_in_threadpool(authenticate, engine.store, engine.keys, bearer(request))
+            except KrabsError as exc:
+                return error_response(exc, op=None, request_id=_request_id(request))
+            return render()
 
-    async def openapi(request: Request) -> Response:
-        if (err := await authenticated(request)) is not None:
-            return error_response(err, op=None, request_id=_request_id(request))
-        return JSONResponse(documents()["openapi"])
+        return route
 
-    async def docs(request: Request) -> Response:
-        if (err := await authenticated(request)) is not None:
-            return error_response(err, op=None, request_id=_request_id(request))
-        return HTMLResponse(render_docs(documents()["schema"]))
+    schema = document(lambda: JSONResponse(documents()["schema"]))
+    openapi = document(lambda: JSONResponse(documents()["openapi"]))
+    docs = document(lambda: HTMLResponse(render_docs(documents()["schema"])))
 
     async def health(_: Request) -> Response:
         return JSONResponse({"ok": True, "version": __version__, "database": engine.store.dialect})
