@@ -22,6 +22,10 @@ PREFIXES = {
     "expense": "ex",
     "agent": "agent",
     "request": "req",
+    "participant": "ip",
+    "tag_link": "tl",
+    "deal_change": "dh",
+    "business_profile": "bp",
 }
 
 _ID_RE = re.compile(r"^[a-z]+_[0-9A-HJKMNP-TV-Z]{26}$")

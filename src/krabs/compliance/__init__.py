@@ -1,0 +1,1 @@
+"""The compliance suite: scenarios for every operation, runnable against any live endpoint."""
