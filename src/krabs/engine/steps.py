@@ -290,6 +290,7 @@ class Transaction:
                 run_id=call.run_id,
                 dialect=self.store.dialect,
                 default_region=self.settings.default_region,
+                data_dir=self.settings.data_dir,
             )
             try:
                 outcome = next(call.evolve(uow=uow))

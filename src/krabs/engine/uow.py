@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +52,8 @@ class UnitOfWork:
     run_id: str | None
     dialect: str
     default_region: str | None = None
+    #: Where files the call produces (exports) are written; None when the engine has no data dir.
+    data_dir: Path | None = None
     now: str = field(default_factory=utcnow)
     changes: list[Change] = field(default_factory=list)
     #: Set by a handler that wants its action's undo token (destructive operations always get one).
