@@ -9,11 +9,9 @@ every failure comes back as a typed error in the ``Outcome``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
 
@@ -24,6 +22,7 @@ from krabs.contract.registry import Registry, load_registry
 from krabs.engine import steps
 from krabs.engine.context import Call, CallRequest, Outcome
 from krabs.engine.events import EventBus
+from krabs.engine.writer import GroupWriter
 from krabs.ratelimit import RateLimiter
 from krabs.runs.attach import RunResolver
 from krabs.store.db import Store
@@ -56,21 +55,15 @@ class Engine:
         for step in reversed(self.steps):
             handler = functools.partial(_guarded, step, handler)
         self._pipeline = handler
-        self._writer = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="krabs-writer")
-            if store.is_sqlite
-            else None
-        )
+        self._writer = GroupWriter(store, self.call) if store.is_sqlite else None
 
     async def acall(self, request: CallRequest) -> Outcome:
-        """``call`` off the event loop. On SQLite, mutations queue for one writer thread: SQLite takes
-        one writer at a time anyway, and dozens of threads contending for it cost more than the
-        writes."""
+        """``call`` off the event loop. On SQLite, mutations queue for one writer thread that commits
+        whatever has queued in one transaction (``krabs.engine.writer``): SQLite takes one writer at
+        a time anyway, and dozens of threads contending for it cost more than the writes."""
         op = self.registry.get(request.op)
         if self._writer is not None and op is not None and op.mutates:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._writer, self.call, request
-            )
+            return await self._writer.submit(request)
         return await anyio.to_thread.run_sync(self.call, request)
 
     def call(self, request: CallRequest) -> Outcome:

@@ -155,7 +155,8 @@ class Publish:
             assert outcome.error is not None
             event["error"] = {"code": outcome.error.code, "message": outcome.error.message}
         outcome.event = event
-        self.bus.publish(event)
+        # Subscribers hear of a write only once it is committed (in a group commit, at its end).
+        self.store.after_commit(lambda: self.bus.publish(event))
         if outcome.ok and not _requested_dry_run(call) and call.who.key_id:
             self._touch(call.who.key_id)
         return outcome
@@ -280,10 +281,14 @@ class Transaction:
             "idempotency_key_in_use", "Idempotency-Key contended; retry", param="Idempotency-Key"
         )
 
+    def _forget(self, key_ids: list[str]) -> None:
+        for key_id in key_ids:
+            self.keys.forget_key(key_id)
+
     def _once(self, call: Call, next: Next) -> Outcome:
         write = call.op.mutates
         with self.store.connect(write=write) as conn:
-            tx = conn.begin()
+            tx = self.store.begin(conn)
             uow = UnitOfWork(
                 conn=conn,
                 principal=call.who,
@@ -306,9 +311,12 @@ class Transaction:
                 raise
             if outcome.ok and write and not call.dry_run and not outcome.replayed:
                 tx.commit()
-                for change in uow.changes:
-                    if change.table == "api_keys":
-                        self.keys.forget_key(change.id)
+                changed_keys = [c.id for c in uow.changes if c.table == "api_keys"]
+                if changed_keys:
+                    # Now, for the calls after this one in a group commit; and once durable, in
+                    # case a concurrent reader cached the old row in between.
+                    self._forget(changed_keys)
+                    self.store.after_commit(lambda: self._forget(changed_keys))
             else:
                 tx.rollback()
         if call.dry_run and outcome.ok:

@@ -3,7 +3,7 @@ run, created on first use. Default-run ids are cached: once created they never c
 
 from __future__ import annotations
 
-import threading
+import functools
 
 import sqlalchemy as sa
 
@@ -21,7 +21,6 @@ class RunResolver:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._defaults: dict[tuple[str, str, str], str] = {}
-        self._lock = threading.Lock()
 
     def resolve(
         self, principal: Principal, run_id: str | None, *, create: bool = True
@@ -60,10 +59,12 @@ class RunResolver:
         if not create:
             with self.store.connect(write=False) as conn:
                 return _find_default(conn, principal, key[2])
-        with self._lock:
-            run_id = self._find_or_create_default(principal, now)
-            self._defaults[key] = run_id
-            return run_id
+        # No lock around this: in a group commit the writer holds the database, and a reader
+        # waiting for it under a lock the writer also wants would deadlock. The unique default_day
+        # index settles races. The id is cached once committed, so a failed batch leaves no trace.
+        run_id = self._find_or_create_default(principal, now)
+        self.store.after_commit(functools.partial(self._defaults.__setitem__, key, run_id))
+        return run_id
 
     def _find_or_create_default(self, principal: Principal, now: str) -> str:
         for _attempt in range(3):

@@ -1,17 +1,25 @@
 """Engines and transactions. SQLite gets WAL, foreign keys, a busy timeout and one writer at a time
 (a process lock in front of ``BEGIN IMMEDIATE``: SQLite's own busy handler sleeps and backs off,
-which is ruinous under in-process contention)."""
+which is ruinous under in-process contention).
+
+Group commit: inside ``Store.batch()`` every connection the batching thread asks for is the batch's
+one connection, already in its transaction, and every transaction begun on it is a SAVEPOINT. So a
+call runs exactly as it would alone (it sees the writes of the calls before it, and its failure
+rolls back only its own savepoint), while the batch pays for one ``COMMIT``."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("krabs.store")
 
 
 def _normalize_url(url: str) -> str:
@@ -50,14 +58,15 @@ class Store:
         """A connection whose next ``begin()`` takes the write lock up front when ``write``.
 
         On SQLite a writing thread keeps one connection: a connection that did the last write starts
-        the next with its page cache still valid, where a pooled one would re-read it."""
+        the next with its page cache still valid, where a pooled one would re-read it. Inside a
+        ``batch()`` this thread gets the batch's connection, for reads too."""
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            yield batch
+            return
         if write and self.is_sqlite:
             with self._write_lock:
-                conn = getattr(self._local, "writer", None)
-                if conn is None or conn.closed or conn.invalidated:
-                    conn = self._local.writer = self.engine.connect()
-                    self._writers.append(conn)
-                conn.info["krabs_write"] = True
+                conn = self._writer()
                 try:
                     yield conn
                 finally:
@@ -69,10 +78,67 @@ class Store:
             conn.info["krabs_write"] = write
             yield conn
 
+    def _writer(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "writer", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.writer = self.engine.connect()
+            self._writers.append(conn)
+        conn.info["krabs_write"] = True
+        return conn
+
+    @staticmethod
+    def begin(conn: Connection) -> Any:
+        """Begin on ``conn``: a transaction, or a SAVEPOINT inside a batch's transaction. Either
+        way the returned object's ``commit()``/``rollback()`` settle just this unit."""
+        return conn.begin_nested() if conn.in_transaction() else conn.begin()
+
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
-        with self.connect(write=write) as conn, conn.begin():
+        with self.connect(write=write) as conn, self.begin(conn):
             yield conn
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once what this thread wrote is durable: now, or when its batch commits (it is
+        dropped if the batch fails, because then nothing it describes happened)."""
+        hooks: list[Callable[[], None]] | None = getattr(self._local, "after_commit", None)
+        if hooks is None:
+            fn()
+        else:
+            hooks.append(fn)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Callable[[], bool]]:
+        """One SQLite write transaction for many calls (group commit); see the module docstring.
+        Yields ``intact()``: false once SQLite has rolled the transaction back on its own (disk
+        full, I/O error), after which further statements would autocommit one by one. Raises if the
+        batch cannot commit, and then nothing of it was written."""
+        assert self.is_sqlite, "group commit is for SQLite's single writer"
+        hooks: list[Callable[[], None]] = []
+        with self._write_lock:
+            conn = self._writer()
+            tx = conn.begin()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+
+            def intact() -> bool:
+                return bool(raw.in_transaction)
+
+            self._local.batch, self._local.after_commit = conn, hooks
+            try:
+                yield intact
+                self._local.batch = self._local.after_commit = None
+                if not intact():
+                    raise RuntimeError("SQLite rolled the batch's transaction back")
+                tx.commit()
+            finally:
+                self._local.batch = self._local.after_commit = None
+                if conn.in_transaction():
+                    conn.rollback()
+        for fn in hooks:
+            try:
+                fn()
+            except Exception:  # the batch is committed: a failing hook must not undo that
+                log.exception("after-commit hook failed")
 
     def dispose(self) -> None:
         for conn in self._writers:
