@@ -11,25 +11,46 @@ import sqlalchemy as sa
 
 from krabs.audit.canonical import canonical, digest, sha256_hex
 from krabs.engine.uow import UnitOfWork
+from krabs.store.prepared import Prepared
 from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
 
 GENESIS = "0" * 64
 RECORD_VERSION = 1
 
-# Built once: constructing statements per call costs more than executing them.
-_LOCK_HEAD = (
+# Compiled once and run on the driver: constructing and executing statements through SQLAlchemy
+# per call costs several times what SQLite takes to run them.
+_LOCK_HEAD = Prepared(
     sa.select(audit_heads.c.seq, audit_heads.c.hash)
     .where(audit_heads.c.account_id == sa.bindparam("acct"))
     .with_for_update()
 )
-_MOVE_HEAD = (
+_MOVE_HEAD = Prepared(
     audit_heads.update()
     .where(audit_heads.c.account_id == sa.bindparam("acct"))
     .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
 )
-_INSERT_PAYLOAD = audit_payloads.insert()
-_INSERT_ACTION = audit_actions.insert()
-_INSERT_TARGET = audit_targets.insert()
+_PAYLOAD_COLUMNS = ("account_id", "digest", "body")
+_INSERT_PAYLOAD = Prepared(audit_payloads.insert(), column_keys=_PAYLOAD_COLUMNS)
+_ACTION_COLUMNS = (
+    "id",
+    "account_id",
+    "seq",
+    "created_at",
+    "op",
+    "run_id",
+    "key_id",
+    "agent_id",
+    "record",
+    "hash",
+    "prev_hash",
+    "payload_digest",
+    "undo_token_hash",
+    "undo_expires_at",
+    "undo_of",
+)
+_INSERT_ACTION = Prepared(audit_actions.insert(), column_keys=_ACTION_COLUMNS)
+_TARGET_COLUMNS = ("account_id", "target_id", "seq", "action_id")
+_INSERT_TARGET = Prepared(audit_targets.insert(), column_keys=_TARGET_COLUMNS)
 
 
 def init_chain(conn: sa.Connection, account_id: str) -> None:
@@ -49,8 +70,10 @@ def append(
 ) -> dict[str, Any]:
     """Append one action to the caller's chain and return its record (with ``hash``)."""
     conn = uow.conn
-    head = conn.execute(_LOCK_HEAD, {"acct": uow.account_id}).one()
-    seq = int(head.seq) + 1
+    rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
+    assert rows is not None and len(rows) == 1, "every account has a chain head"
+    head_seq, head_hash = rows[0]
+    seq = int(head_seq) + 1
     payload = {"args": args, "result": result, "changes": [c.to_dict() for c in uow.changes]}
     payload_bytes = canonical(payload)
     payload_digest = sha256_hex(payload_bytes)
@@ -68,16 +91,16 @@ def append(
         "result_digest": digest(result),
         "payload_digest": payload_digest,
         "undo_of": undo_of,
-        "prev_hash": head.hash,
+        "prev_hash": head_hash,
     }
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
-    conn.execute(
-        _INSERT_PAYLOAD,
+    _INSERT_PAYLOAD.execute(
+        conn,
         {"account_id": uow.account_id, "digest": payload_digest, "body": payload_bytes.decode()},
     )
-    conn.execute(
-        _INSERT_ACTION,
+    _INSERT_ACTION.execute(
+        conn,
         {
             "id": action_id,
             "account_id": uow.account_id,
@@ -89,7 +112,7 @@ def append(
             "agent_id": uow.principal.agent_id,
             "record": record_bytes.decode(),
             "hash": record_hash,
-            "prev_hash": head.hash,
+            "prev_hash": head_hash,
             "payload_digest": payload_digest,
             "undo_token_hash": undo_token_hash,
             "undo_expires_at": undo_expires_at,
@@ -97,14 +120,14 @@ def append(
         },
     )
     if targets:
-        conn.execute(
-            _INSERT_TARGET,
+        _INSERT_TARGET.executemany(
+            conn,
             [
                 {"account_id": uow.account_id, "target_id": t, "seq": seq, "action_id": action_id}
                 for t in targets
             ],
         )
-    conn.execute(_MOVE_HEAD, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
+    _MOVE_HEAD.execute(conn, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
     return {**record, "hash": record_hash}
 
 

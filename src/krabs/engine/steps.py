@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -28,6 +28,7 @@ from krabs.engine.validation import scan_json, validate_args
 from krabs.ratelimit import RateLimiter
 from krabs.runs.attach import RunResolver
 from krabs.store.db import Store
+from krabs.store.prepared import Prepared
 from krabs.store.tables import api_keys, idempotency_keys
 
 Next = Callable[[Call], Outcome]
@@ -331,11 +332,25 @@ class Transaction:
         return outcome
 
 
-_STORED_RESPONSE = sa.select(idempotency_keys).where(
-    idempotency_keys.c.account_id == sa.bindparam("acct"),
-    idempotency_keys.c.key == sa.bindparam("key"),
+class _Stored(NamedTuple):
+    op: str
+    fingerprint: str
+    status: int
+    response: str
+    run_id: str | None
+    action_id: str | None
+    expires_at: str
+
+
+_STORED_RESPONSE = Prepared(
+    sa.select(*(idempotency_keys.c[name] for name in _Stored._fields)).where(
+        idempotency_keys.c.account_id == sa.bindparam("acct"),
+        idempotency_keys.c.key == sa.bindparam("key"),
+    )
 )
-_STORE_RESPONSE = idempotency_keys.insert()
+_STORE_RESPONSE = Prepared(
+    idempotency_keys.insert(), column_keys=[str(c.name) for c in idempotency_keys.columns]
+)
 
 
 class IdempotentReplay:
@@ -351,7 +366,8 @@ class IdempotentReplay:
         uow = call.uow
         assert uow is not None
         table = idempotency_keys
-        row = uow.conn.execute(_STORED_RESPONSE, {"acct": call.who.account_id, "key": key}).first()
+        rows = _STORED_RESPONSE.execute(uow.conn, {"acct": call.who.account_id, "key": key})
+        row = _Stored(*rows[0]) if rows else None
         if row is not None and row.expires_at <= utcnow():
             uow.conn.execute(
                 table.delete().where(table.c.account_id == call.who.account_id, table.c.key == key)
@@ -380,8 +396,8 @@ class IdempotentReplay:
         if outcome.ok:
             assert outcome.result is not None
             try:
-                uow.conn.execute(
-                    _STORE_RESPONSE,
+                _STORE_RESPONSE.execute(
+                    uow.conn,
                     _idem_row(
                         call,
                         key,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from krabs.engine.context import Principal
+from krabs.store.prepared import insert_of
 
 
 @functools.cache
@@ -87,7 +88,7 @@ class UnitOfWork:
         for values in rows:
             row = {"account_id": self.account_id, **values}
             full_rows.append({name: row.get(name) for name in names})
-        self.conn.execute(table.insert(), full_rows)
+        insert_of(table, names).executemany(self.conn, full_rows)
         for full in full_rows:
             self.changes.append(Change(str(table.name), str(full["id"]), None, full))
         return full_rows

@@ -10,6 +10,7 @@ rolls back only its own savepoint), while the batch pays for one ``COMMIT``."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -86,11 +87,14 @@ class Store:
         conn.info["krabs_write"] = True
         return conn
 
-    @staticmethod
-    def begin(conn: Connection) -> Any:
+    def begin(self, conn: Connection) -> Any:
         """Begin on ``conn``: a transaction, or a SAVEPOINT inside a batch's transaction. Either
         way the returned object's ``commit()``/``rollback()`` settle just this unit."""
-        return conn.begin_nested() if conn.in_transaction() else conn.begin()
+        if not conn.in_transaction():
+            return conn.begin()
+        if self.is_sqlite:
+            return Savepoint(conn)
+        return conn.begin_nested()
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
@@ -146,6 +150,42 @@ class Store:
                 conn.close()
         self._writers.clear()
         self.engine.dispose()
+
+
+class Savepoint:
+    """A SAVEPOINT issued on the driver: SQLAlchemy's ``begin_nested`` compiles and executes two
+    statements through its full machinery, which costs more than the rest of a small write's SQL.
+    Used (on SQLite) for each call in a group commit; nests correctly with ``begin_nested``."""
+
+    _names = itertools.count()
+
+    def __init__(self, conn: Connection) -> None:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        self._raw = raw
+        self._name = f"krabs_sp_{next(self._names)}"
+        self._active = True
+        raw.execute(f"SAVEPOINT {self._name}")
+
+    def commit(self) -> None:
+        if self._active:
+            self._active = False
+            self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+
+    def rollback(self) -> None:
+        if self._active:
+            self._active = False
+            self._raw.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+            self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+
+    def __enter__(self) -> Savepoint:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
 
 
 def _fold(text: str | None) -> str | None:
