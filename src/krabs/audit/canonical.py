@@ -28,7 +28,7 @@ def _simple(value: Any) -> bool:
             continue
         if t is dict:
             for k, item in v.items():
-                if type(k) is not str or (k and max(k) > "\uffff"):
+                if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
                     return False
                 stack.append(item)
         elif t is list:

@@ -59,7 +59,14 @@ class Call:
     uow: UnitOfWork | None = None
 
     def evolve(self, **changes: Any) -> Call:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``: ``dataclasses.replace`` without re-running ``__init__`` (this is
+        called once per step on every call)."""
+        if not _CALL_FIELDS.issuperset(changes):
+            raise TypeError(f"Call has no field(s) {sorted(set(changes) - _CALL_FIELDS)}")
+        new = object.__new__(Call)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     @property
     def op(self) -> Operation:
@@ -70,6 +77,9 @@ class Call:
     def who(self) -> Principal:
         assert self.principal is not None, "authentication runs first"
         return self.principal
+
+
+_CALL_FIELDS = frozenset(f.name for f in dataclasses.fields(Call))
 
 
 @dataclass

@@ -11,6 +11,7 @@ written, and its calls are run again one at a time, each in its own transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -82,10 +83,9 @@ class GroupWriter:
         for (_, loop, future), outcome in zip(items, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((future, outcome))
         for loop, pairs in by_loop.items():
-            try:
+            # RuntimeError: that event loop has closed, so nobody is waiting.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, pairs)
-            except RuntimeError:  # that event loop has closed; nobody is waiting
-                pass
 
 
 def _resolve(pairs: list[tuple[asyncio.Future[Outcome], Outcome]]) -> None:

@@ -109,9 +109,7 @@ def _reraise(conn: Connection, sql: str, params: Any, exc: Exception) -> NoRetur
     dbapi = conn.dialect.loaded_dbapi
     if not isinstance(exc, dbapi.Error):
         raise exc
-    raise sa.exc.DBAPIError.instance(
-        sql, params, exc, dbapi.Error, dialect=conn.dialect
-    ) from exc
+    raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi.Error, dialect=conn.dialect) from exc
 
 
 _INSERTS: dict[tuple[sa.Table, tuple[str, ...]], Prepared] = {}
