@@ -19,22 +19,35 @@ _fast = json.JSONEncoder(
 ).encode
 
 
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
 def _simple(value: Any) -> bool:
+    """Only str/int/bool/None scalars and BMP-only object keys: the fast path's domain. Scalars are
+    checked where they sit; only containers go on the stack (this runs on every write's payload)."""
+    scalars = _SCALARS
     stack = [value]
+    pop, push = stack.pop, stack.append
     while stack:
-        v = stack.pop()
+        v = pop()
         t = type(v)
-        if t is str or t is int or t is bool or v is None:
-            continue
         if t is dict:
-            for k, item in v.items():
+            for k in v:
                 if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
                     return False
-                stack.append(item)
+            items = v.values()
         elif t is list:
-            stack.extend(v)
+            items = v
+        elif t in scalars:
+            continue
         else:
             return False
+        for item in items:
+            ti = type(item)
+            if ti is dict or ti is list:
+                push(item)
+            elif ti not in scalars:
+                return False
     return True
 
 
