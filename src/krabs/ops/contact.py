@@ -231,6 +231,44 @@ def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def filtered(
+    uow: UnitOfWork,
+    *,
+    stage: str | None = None,
+    updated_since: str | None = None,
+    q: str | None = None,
+    tag: str | None = None,
+) -> sa.Select[Any]:
+    """Live contacts of the account matching contact.list's filters (shared with export_csv)."""
+    c = contacts
+    query = sa.select(c).where(c.c.account_id == uow.account_id, c.c.deleted_at.is_(None))
+    if stage:
+        query = query.where(c.c.stage == stage)
+    if updated_since:
+        query = query.where(c.c.updated_at >= updated_since)
+    if tag:
+        query = query.where(where_tagged(uow, c, tag))
+    if q:
+        pattern = _like(q)
+        in_identity = (
+            sa.select(identities.c.id)
+            .where(
+                identities.c.contact_id == c.c.id,
+                identities.c.deleted_at.is_(None),
+                sa.or_(
+                    contains_ci(identities.c.normalized, pattern, uow.dialect),
+                    contains_ci(identities.c.value, pattern, uow.dialect),
+                ),
+            )
+            .exists()
+        )
+        names = ("display_name", "given_name", "family_name", "company")
+        query = query.where(
+            sa.or_(*(contains_ci(c.c[f], pattern, uow.dialect) for f in names), in_identity)
+        )
+    return query
+
+
 @operation(
     "contact.list",
     summary="List contacts, newest first, with filters and a cursor.",
@@ -248,31 +286,9 @@ def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
     """Newest first. `q` matches names, company and identity values, case-insensitively. `tag` (an
     id or a name) keeps contacts carrying that tag; an unknown tag is `not_found`."""
     c = contacts
-    query = sa.select(c).where(c.c.account_id == uow.account_id, c.c.deleted_at.is_(None))
-    if args.stage:
-        query = query.where(c.c.stage == args.stage)
-    if args.updated_since:
-        query = query.where(c.c.updated_at >= args.updated_since)
-    if args.tag:
-        query = query.where(where_tagged(uow, c, args.tag))
-    if args.q:
-        pattern = _like(args.q)
-        in_identity = (
-            sa.select(identities.c.id)
-            .where(
-                identities.c.contact_id == c.c.id,
-                identities.c.deleted_at.is_(None),
-                sa.or_(
-                    contains_ci(identities.c.normalized, pattern, uow.dialect),
-                    contains_ci(identities.c.value, pattern, uow.dialect),
-                ),
-            )
-            .exists()
-        )
-        names = ("display_name", "given_name", "family_name", "company")
-        query = query.where(
-            sa.or_(*(contains_ci(c.c[f], pattern, uow.dialect) for f in names), in_identity)
-        )
+    query = filtered(
+        uow, stage=args.stage, updated_since=args.updated_since, q=args.q, tag=args.tag
+    )
     if args.starting_after:
         query = query.where(c.c.id < args.starting_after)
     rows = [
