@@ -213,7 +213,8 @@ def create(uow: UnitOfWork, args: TagCreate) -> dict[str, Any]:
 
 class TagList(ListArgs):
     order: Literal["name", "id"] = Field(
-        "name", description="name: A→Z (case-insensitive); id: newest first."
+        "name",
+        description="name: by case-folded name, in Unicode code-point order; id: newest first.",
     )
     q: str | None = Field(
         None, min_length=1, max_length=100, description="Only names starting with this."
@@ -258,6 +259,8 @@ def list_(uow: UnitOfWork, args: TagList) -> dict[str, Any]:
             query = query.where(t.c.id < args.starting_after)
         query = query.order_by(t.c.id.desc())
     else:
+        # Code-point order on both backends (PostgreSQL's default collation is the locale's).
+        key_col = t.c.name_key.collate("C") if uow.dialect == "postgresql" else t.c.name_key
         if args.starting_after:
             key = uow.execute(
                 sa.select(t.c.name_key).where(
@@ -271,11 +274,9 @@ def list_(uow: UnitOfWork, args: TagList) -> dict[str, Any]:
                     param="starting_after",
                 )
             query = query.where(
-                sa.or_(
-                    t.c.name_key > key, sa.and_(t.c.name_key == key, t.c.id > args.starting_after)
-                )
+                sa.or_(key_col > key, sa.and_(t.c.name_key == key, t.c.id > args.starting_after))
             )
-        query = query.order_by(t.c.name_key, t.c.id)
+        query = query.order_by(key_col, t.c.id)
     rows = [dict(r._mapping) for r in uow.execute(query.limit(args.limit + 1))]
     counts = usage_counts(uow, [r["id"] for r in rows[: args.limit]])
     return page([tag_object(r, counts.get(r["id"], 0)) for r in rows], args.limit)
