@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ MAX_IDENTITIES = 50
 MAX_TAG_LENGTH = 100
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 Severity = Literal["error", "warning"]
@@ -72,6 +74,12 @@ class Record:
 
     def is_empty(self) -> bool:
         return not (self.fields or self.identities or self.tags or self.attributes)
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their endings (\\n, \\r\\n or \\r), lazily: no second copy."""
+    for m in _LINE.finditer(text):
+        yield m.group()
 
 
 def show(value: str) -> str:

@@ -86,9 +86,17 @@ class Upserter:
     outcome; ``created_ids`` the contacts this import made (later rows merge into them)."""
 
     def __init__(
-        self, uow: UnitOfWork, *, on_match: OnMatch = "update", source: str, report: Report
+        self,
+        uow: UnitOfWork,
+        *,
+        on_match: OnMatch = "update",
+        source: str,
+        report: Report,
+        track: bool = False,
     ) -> None:
         self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
+        #: With ``track``: the contact each added record went to (matched one when skipped).
+        self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
         self.created_ids: set[str] = set()
         self._pending: list[Record] = []
@@ -137,6 +145,8 @@ class Upserter:
         if cid is not None and not ours:
             if self.on_match == "skip":
                 self.counts.skipped += 1
+                if self.contact_ids is not None:
+                    self.contact_ids.append(cid)
                 return
             if self.on_match == "create":
                 cid = None
@@ -172,6 +182,8 @@ class Upserter:
             t.new_idents.append(ident)
             changed = True
         t.dirty = t.dirty or changed
+        if self.contact_ids is not None:
+            self.contact_ids.append(t.id)
         if outcome == "created":
             self.counts.created += 1
         elif outcome == "merged":

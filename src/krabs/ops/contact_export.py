@@ -70,9 +70,11 @@ class ContactCsv:
             .subquery()
         )
         rows = self.uow.execute(
-            sa.select(per_contact.c.kind, sa.func.max(per_contact.c.n)).group_by(per_contact.c.kind)
+            sa.select(per_contact.c.kind, sa.func.max(per_contact.c.n).label("most")).group_by(
+                per_contact.c.kind
+            )
         ).all()
-        return {str(r[0]): int(r[1]) for r in rows}
+        return {str(r.kind): int(r.most) for r in rows}
 
     def __iter__(self) -> Iterator[str]:
         counts = self.kind_counts()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import Field
 
 from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
-from krabs.bulk.records import Issue
+from krabs.bulk.records import Issue, iter_lines
 from krabs.bulk.upsert import REPORT_CAP, OnMatch, Report, Upserter
 from krabs.contract.errors import KrabsError
 from krabs.contract.models import Args, Out
@@ -19,13 +18,6 @@ from krabs.ops.identity import default_region
 
 #: The largest CSV argument, in characters (the HTTP body limit is usually reached first).
 MAX_CSV_CHARS = 256 * 1024 * 1024
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-
-
-def iter_lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` with their endings (\\n, \\r\\n or \\r), lazily: no second copy."""
-    for m in _LINE.finditer(text):
-        yield m.group()
 
 
 class ImportCsv(Args):
