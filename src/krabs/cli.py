@@ -77,5 +77,17 @@ def keys_create(account_name: str) -> None:
     click.echo(new.secret)
 
 
+@cli.command()
+@click.option("--toolsets", default=None, help="Nouns to load, e.g. contact,deal (default: all).")
+def mcp(toolsets: str | None) -> None:
+    """Serve every operation as an MCP tool over stdio, as KRABS_API_KEY (see README)."""
+    from krabs.transports.mcp import run_stdio
+
+    try:
+        run_stdio(toolsets)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def main() -> None:
     cli()
