@@ -18,7 +18,7 @@ from typing import Any
 #: controls (PostgreSQL refuses NUL; the rest are rejected in every argument), lone surrogates.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _MSG_ID = re.compile(r"<[^<>\s]{1,490}>")
-_MBOX_FROM = re.compile(r"^From [^\n]*\n", re.MULTILINE)
+_MBOX_FROM = re.compile(r"^From [^\n]*(?:\n|$)", re.MULTILINE)
 _MBOX_QUOTED = re.compile(r"^>(>*From )", re.MULTILINE)
 MAX_ATTACHMENTS = 100
 MAX_BODY = 100_000
@@ -119,6 +119,12 @@ def _decoded(part: Message) -> bytes:
 
 
 def _text_of(part: Message) -> str:
+    """A text part as text. The message reached us as a (Unicode) string, so a part that is not
+    base64 or quoted-printable is already text; encoded ones are bytes in their declared charset."""
+    encoding = (_header(part, "Content-Transfer-Encoding") or "").strip().lower()
+    payload = part.get_payload()
+    if encoding not in ("base64", "quoted-printable") and isinstance(payload, str):
+        return payload
     data = _decoded(part)
     charset = part.get_content_charset() or "utf-8"
     try:
