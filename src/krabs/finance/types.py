@@ -32,7 +32,7 @@ def _currency(value: str) -> str:
 
 Currency = Annotated[
     str,
-    Field(min_length=3, max_length=3, description="ISO 4217 currency code, e.g. EUR or USD."),
+    Field(description="ISO 4217 currency code (three letters), e.g. EUR or USD."),
     AfterValidator(_currency),
 ]
 
