@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from krabs.normalize import NormalizationError, normalize_identity
-from krabs.ops.common import tag_key
 
 #: Contact columns an import can fill, with their length limit (the contract's Name/LongName).
 NAME_FIELDS: dict[str, int] = {
@@ -150,6 +149,8 @@ class RecordBuilder:
         self.record.identities.append(Ident(kind, text, norm, column))
 
     def tag(self, name: str, column: str | None) -> None:
+        from krabs.ops.common import tag_key  # here: krabs.ops imports this module's users
+
         text = self._clean(column, name)
         if text is None:
             return
