@@ -3,7 +3,7 @@ interactions, matching senders and recipients to contacts by their email identit
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import Field, model_validator
@@ -14,7 +14,7 @@ from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
 from krabs.mailparse import MailError, ParsedEmail, parse, split_mbox
 from krabs.ops.contact import _create
-from krabs.ops.identity import IdentityIn, Normalized, live_owners, normalize_all
+from krabs.ops.identity import IdentityIn, Normalized, live_owners, normalize, normalize_all
 from krabs.ops.interaction import RecordedOut, already_recorded, live_by_external_id, record
 from krabs.store.tables import accounts
 
@@ -40,7 +40,7 @@ class IngestEmail(Args):
     create_contacts: bool = Field(
         False, description="Create a contact for every sender or recipient no contact owns."
     )
-    own_addresses: list[str] = Field(
+    own_addresses: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         default_factory=list,
         max_length=50,
         description="This account's own email addresses (added to the account setting "
@@ -75,19 +75,15 @@ class IngestOut(Out):
 def _own_addresses(uow: UnitOfWork, given: list[str]) -> set[str]:
     """The normalized own addresses: the argument's (a bad one is `invalid_argument`) and those of
     the account setting ``own_addresses`` (a bad one there is ignored)."""
-    own = set()
-    refs = [IdentityIn(kind="email", value=v) for v in given if v]
-    for n, ref in enumerate(refs):
-        own.add(normalize_all(uow, [ref], f"own_addresses.{n}", indexed=False)[0].norm)
+    own = {normalize(uow, "email", v, f"own_addresses.{n}", None) for n, v in enumerate(given)}
     settings = uow.execute(
         sa.select(accounts.c.settings).where(accounts.c.id == uow.account_id)
     ).scalar()
     configured = settings.get("own_addresses") if isinstance(settings, dict) else None
     for value in configured if isinstance(configured, list) else []:
         try:
-            ref = IdentityIn(kind="email", value=str(value)[:2048])
-            own.add(normalize_all(uow, [ref], "own_addresses", indexed=False)[0].norm)
-        except (KrabsError, ValueError):
+            own.add(normalize(uow, "email", str(value)[:2048], "own_addresses", None))
+        except KrabsError:
             continue
     return own
 
@@ -140,7 +136,7 @@ def _ingest(
         participants.append((known[n.norm], role))
     values = {
         "kind": "email",
-        "direction": _direction(mail, own, [(n.norm, role) for n, role, _ in resolved]),
+        "direction": _direction(own, [(n.norm, role) for n, role, _ in resolved]),
         "occurred_at": mail.date or uow.now,
         "subject": mail.subject,
         "body": mail.body,
@@ -152,7 +148,7 @@ def _ingest(
     return _result(index, "created", record(uow, values, participants), created, unmatched)
 
 
-def _direction(mail: ParsedEmail, own: set[str], addrs: list[tuple[str, str]]) -> str:
+def _direction(own: set[str], addrs: list[tuple[str, str]]) -> str:
     """Outbound when an own address sent it (internal if every recipient is own too), else inbound."""
     if not any(norm in own for norm, role in addrs if role == "from"):
         return "inbound"
