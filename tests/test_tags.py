@@ -532,3 +532,22 @@ def test_contact_list_unknown_tag_is_not_found(call: Caller, other: NewAccount) 
         assert e["param"] == "tag"
     err(call("contact.list", {"tag": ""}), "invalid_argument")
     err(call("contact.list", {"tag": "x" * 101}), "invalid_argument")
+
+
+# -- over HTTP -------------------------------------------------------------------------------------
+
+
+def test_tags_over_http(http: Any) -> None:
+    c = http.post("/v1/contact.create", json={"display_name": "Web"}).json()
+    made = http.post("/v1/tag.create", json={"name": "Web Lead", "color": "#ABCDEF"})
+    assert made.status_code == 200 and made.json()["color"] == "#abcdef"
+    clash = http.post("/v1/tag.create", json={"name": "web  lead"})
+    assert clash.status_code == 409
+    assert clash.json()["error"]["param"] == "name"
+    assert clash.json()["error"]["op"] == "tag.create"
+    missing = http.post("/v1/tag.attach", json={"tag": "Web Lead", "target_id": UNKNOWN_CONTACT})
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "target_id"
+    attached = http.post("/v1/tag.attach", json={"tag": "web lead", "target_id": c["id"]})
+    assert attached.status_code == 200 and attached.json()["usage_count"] == 1
+    listed = http.post("/v1/contact.list", json={"tag": "WEB LEAD"}).json()
+    assert [x["id"] for x in listed["data"]] == [c["id"]]
