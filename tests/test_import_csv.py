@@ -364,8 +364,8 @@ def test_the_import_is_one_audited_action(call: Caller) -> None:
 
 def _garbage(n: int, seed: int, controls: bool) -> str:
     rng = random.Random(seed)
-    lo = 0 if controls else 0x20
-    return "".join(chr(rng.randrange(lo, 0x2FF)) for _ in range(n))
+    chars = [*range(0x20 * (not controls), 0x7F), *range(0x80 if controls else 0xA0, 0x2FF)]
+    return "".join(chr(rng.choice(chars)) for _ in range(n))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ still import. Photos and other binary properties are skipped."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,11 +27,22 @@ _SITES = {
 }
 
 
+#: Binary properties, dropped before parsing: never imported, often large, a bad one is no reason
+#: to refuse the card.
+_BINARY = re.compile(r"(?:[\w-]+\.)?(?:PHOTO|LOGO|SOUND|KEY)[;:]", re.IGNORECASE)
+
+
 def split_cards(lines: Iterable[str]) -> Iterator[tuple[int, str | None]]:
-    """``(card number, card text)`` per BEGIN:VCARD…END:VCARD block; text None for a card that
-    never ends. Anything between cards is ignored."""
-    n, current = 0, None
+    """``(card number, card text)`` per BEGIN:VCARD…END:VCARD block, binary properties (PHOTO,
+    LOGO, SOUND, KEY) removed; text None for a card that never ends. Text between cards is
+    ignored."""
+    n, current, skipping = 0, None, False
     for line in lines:
+        if skipping and line[:1] in (" ", "\t"):
+            continue  # a folded continuation of the dropped property
+        skipping = _BINARY.match(line) is not None
+        if skipping:
+            continue
         tag = line.strip().upper()
         if tag == "BEGIN:VCARD":
             if current is not None:
