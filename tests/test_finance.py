@@ -413,3 +413,16 @@ def test_state_at_is_half_open() -> None:
     assert deal.state_at(ts) is None
     assert deal.state_at("2026-02-01T00:00:00.000001Z") is not None
     assert deal.won_at("2026-03-01T00:00:00.000000Z") == ts
+
+
+def test_over_http(http: Any) -> None:
+    made = http.post(
+        "/v1/expense.create", json={"amount": 700, "category": "ads", "incurred_on": "2026-02-03"}
+    )
+    assert made.status_code == 200, made.text
+    got = http.post(
+        "/v1/finance.expenses_by_category", json={"from": "2026-02-01", "to": "2026-02-28"}
+    )
+    assert got.status_code == 200 and got.json()["by_currency"]["USD"]["total"] == 700
+    bad = http.post("/v1/finance.summary", json={"from": "2026-02-30"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "from"
