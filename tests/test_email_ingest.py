@@ -166,6 +166,21 @@ def test_base64_body_in_latin1(call: Caller) -> None:
     assert contact(call, created)["display_name"] == "François"
 
 
+def test_folded_headers_and_quoted_commas() -> None:
+    mail = parse(
+        'From: "Doe, John" <john@x.example>\nTo: a@b.example,\n\t"Smith, Ann" <ann@y.example>\n'
+        "Subject: =?UTF-8?Q?Long_subject_with_=C3=BCmlaut?=\n =?UTF-8?Q?_and_more?=\n"
+        "Message-ID:\n <folded@id>\n\nhi"
+    )
+    assert [(a.name, a.email, a.role) for a in mail.addresses] == [
+        ("Doe, John", "john@x.example", "from"),
+        (None, "a@b.example", "to"),
+        ("Smith, Ann", "ann@y.example", "to"),
+    ]
+    assert mail.subject == "Long subject with ümlaut and more"
+    assert mail.message_id == "<folded@id>"
+
+
 def test_html_to_text_keeps_blocks_apart() -> None:
     assert html_to_text("<div>a</div><div>b<br>c</div>") == "a\n\nb\nc"
     assert html_to_text("<p>x &lt; y</p><!-- hidden -->") == "x < y"
