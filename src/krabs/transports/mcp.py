@@ -293,15 +293,19 @@ async def serve_stdio(engine: Engine, krabs: KrabsMcp) -> None:
 
 
 def run_stdio(toolsets: str | None) -> None:
-    """``krabs mcp``: the local database, as the embedded CLI uses it. Every call runs as
+    """``krabs mcp``: the local database, as the embedded CLI uses it (``KRABS_BOOTSTRAP_KEY``
+    made to exist as ``krabs serve`` does). Every call runs as
     ``KRABS_API_KEY`` when set (checked now, and on every call as over HTTP), else as the demo
     account's admin (created on first use, like ``krabs serve``). All calls of the process share
     one run unless a call names another. Raises ``ValueError`` for a bad key or toolset."""
+    from krabs.accounts import ensure_demo_account
     from krabs.config import Settings
     from krabs.transports.cli_backend import demo_principal
 
     engine = open_engine(Settings.from_env())
     chosen = catalog_for(engine).parse_toolsets(toolsets)
+    if engine.settings.bootstrap_key:
+        ensure_demo_account(engine.store, engine.settings.bootstrap_key)
     api_key = os.environ.get("KRABS_API_KEY") or None
     principal = None
     if api_key:

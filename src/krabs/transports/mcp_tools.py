@@ -9,6 +9,7 @@ read only the simple subset of JSON Schema.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -217,9 +218,10 @@ DETAILS = (Detail(2, True), Detail(1, True), Detail(0, True), Detail(0, False))
 
 
 def wire_size(tools: Iterable[types.Tool]) -> int:
-    """Bytes of the ``tools/list`` result as the SDK serializes it."""
+    """Bytes of the ``tools/list`` result on the wire."""
     result = types.ListToolsResult(tools=list(tools))
-    return len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
+    wire = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return len(json.dumps(wire, separators=(",", ":")))  # ASCII-escaped: the larger spelling
 
 
 def build_tools(ops: list[Operation], budget: int) -> list[types.Tool]:
