@@ -86,7 +86,9 @@ class Response:
 
 
 class _Base:
-    """What the sync and async clients share: configuration, the schema, request building."""
+    """What the sync and async clients share: configuration, the schema, request building.
+    Settings live in underscored attributes, so no noun (``client.api_key``, ``client.run``) is
+    shadowed by them."""
 
     def __init__(
         self,
@@ -100,19 +102,19 @@ class _Base:
         url = url or os.environ.get("KRABS_URL")
         if not url:
             raise ValueError("pass url= or set KRABS_URL, e.g. http://127.0.0.1:8787")
-        self.url = url.rstrip("/")
-        self.api_key = api_key if api_key is not None else os.environ.get("KRABS_API_KEY")
-        self.run = run if run is not None else (os.environ.get("KRABS_RUN_ID") or None)
-        self.timeout = timeout
-        self.max_retries = max(0, max_retries)
+        self._url = url.rstrip("/")
+        self._api_key = api_key if api_key is not None else os.environ.get("KRABS_API_KEY")
+        self._run = run if run is not None else (os.environ.get("KRABS_RUN_ID") or None)
+        self._timeout = timeout
+        self._max_retries = max(0, max_retries)
         self._schema: dict[str, Any] | None = None
 
     # -- the schema ------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "krabs-python"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
     def _operations(self) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class _Base:
         if dry_run:
             body["dry_run"] = True
         headers = self._headers()
-        run = run or self.run
+        run = run or self._run
         if run:
             headers["X-Krabs-Run"] = run
         key = idempotency_key
@@ -178,7 +180,7 @@ class _Base:
 
     def _wait(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retry ``attempt`` (1-based), or None when not retryable."""
-        if attempt > self.max_retries:
+        if attempt > self._max_retries:
             return None
         if response is not None:
             retryable = response.status_code in RETRY_STATUSES or _in_use(response)
@@ -223,7 +225,7 @@ class Client(_Base):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, api_key, run=run, timeout=timeout, max_retries=max_retries)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=self._url, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:
         return self
@@ -282,7 +284,7 @@ class Client(_Base):
             except httpx.TransportError as exc:
                 wait = self._wait(attempt, None)
                 if wait is None:
-                    raise KrabsConnectionError(op, self.url, exc) from exc
+                    raise KrabsConnectionError(op, self._url, exc) from exc
                 time.sleep(wait)
                 continue
             wait = self._wait(attempt, response)
@@ -321,7 +323,7 @@ class AsyncClient(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, api_key, run=run, timeout=timeout, max_retries=max_retries)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(base_url=self._url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -380,7 +382,7 @@ class AsyncClient(_Base):
             except httpx.TransportError as exc:
                 wait = self._wait(attempt, None)
                 if wait is None:
-                    raise KrabsConnectionError(op, self.url, exc) from exc
+                    raise KrabsConnectionError(op, self._url, exc) from exc
                 await asyncio.sleep(wait)
                 continue
             wait = self._wait(attempt, response)
@@ -433,15 +435,12 @@ class _Namespace:
             *,
             dry_run: bool = False,
             idempotency_key: str | None = None,
-            run: str | None = None,
             **fields: Any,
         ) -> Any:
+            # No ``run=`` here: operations have fields of that name (action.list); the run is the
+            # client's, or ``client.call(..., run=…)``.
             return client.call(
-                name,
-                {**(args or {}), **fields},
-                dry_run=dry_run,
-                idempotency_key=idempotency_key,
-                run=run,
+                name, {**(args or {}), **fields}, dry_run=dry_run, idempotency_key=idempotency_key
             )
 
         operation.__name__ = verb
