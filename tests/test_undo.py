@@ -122,3 +122,22 @@ def test_undo_of_another_accounts_action_is_not_found(call, engine):
     c = _contact(call)
     deleted = ok(call("contact.delete", {"id": c["id"]}))
     err(call("action.undo", {"undo_token": deleted["undo_token"]}, key=other.secret), "not_found")
+
+
+def test_undo_by_action_id_restores_the_account_row(call, engine):
+    """The accounts table has no account_id column: undo must scope it by id."""
+    ok(call("action.list", {"limit": 1}))  # the key's last use and the day's run are bookkeeping
+    before = _without_audit(snapshot(engine.store))
+    updated = call("account.update", {"name": "Renamed by mistake"})
+    ok(updated)
+    undone = ok(call("action.undo", {"action_id": updated.action_id}))
+    assert undone["undone_action_id"] == updated.action_id
+    assert _without_audit(snapshot(engine.store)) == before
+
+
+def test_unknown_argument_error_lists_aliases(call):
+    e = err(
+        call("finance.summary", {"from": "2026-01-01", "to": "2026-02-01", "frm": 1}),
+        "invalid_argument",
+    )
+    assert "from" in e["message"] and "first" not in e["message"]
