@@ -362,6 +362,41 @@ def test_legacy_session_is_the_run_created_on_first_call(live, account, engine):
     assert row.status == "open"
 
 
+def test_a_session_answers_only_the_key_that_opened_it(live, account, engine):
+    from krabs.accounts import create_account
+
+    other = create_account(engine.store, "other")
+    seen: list[httpx2.Response] = []
+    stolen: list[httpx.Response] = []
+    listing = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
+
+    async def body() -> Any:
+        async with connect(live.url, account.secret, "legacy", seen=seen) as client:
+            session = next(
+                r.headers["mcp-session-id"] for r in seen if "mcp-session-id" in r.headers
+            )
+            async with httpx.AsyncClient(base_url=live.url, timeout=30) as raw:
+                for key in (other.secret, account.secret):
+                    stolen.append(
+                        await raw.post(
+                            "/mcp",
+                            json=listing,
+                            headers={
+                                "Authorization": f"Bearer {key}",
+                                "Mcp-Session-Id": session,
+                                "MCP-Protocol-Version": "2025-11-25",
+                                "Accept": "application/json, text/event-stream",
+                            },
+                        )
+                    )
+            return await client.list_tools()
+
+    assert run(body).tools
+    theirs, ours = stolen
+    assert theirs.status_code == 404
+    assert ours.status_code == 200 and ours.json()["result"]["tools"]
+
+
 @pytest.mark.parametrize("era", ERAS)
 def test_run_precedence_meta_then_header_then_session_else_default(live, account, engine, era):
     by_header, by_meta = new_run(engine.store, account), new_run(engine.store, account)

@@ -139,7 +139,11 @@ def keys_create(account_name: str) -> None:
 @cli.command()
 @click.option("--toolsets", default=None, help="Nouns to load, e.g. contact,deal (default: all).")
 def mcp(toolsets: str | None) -> None:
-    """Serve every operation as an MCP tool over stdio, as KRABS_API_KEY (see README)."""
+    """Serve every operation as an MCP tool over stdio, on the local database.
+
+    Calls run as KRABS_API_KEY when set, else as the local demo account's admin; all calls of
+    the process share one run unless a call names another in _meta["krabs/run_id"].
+    """
     from krabs.transports.mcp import run_stdio
 
     try:

@@ -24,6 +24,8 @@ from typing import Any
 
 import anyio.to_thread
 import mcp_types as types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -39,7 +41,7 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.registry import Operation
 from krabs.engine import CallRequest, Engine, Outcome, Principal
-from krabs.transports.http import bearer, error_response
+from krabs.transports.http import _request_id, bearer, error_response
 from krabs.transports.mcp_tools import Catalog
 
 INSTRUCTIONS = (
@@ -245,21 +247,31 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        request_id = request.headers.get("x-request-id") or new_id("request")
         try:
-            await run_in_threadpool(
+            principal = await run_in_threadpool(
                 authenticate, self.engine.store, self.engine.keys, bearer(request)
             )
             self.mcp.catalog.parse_toolsets(request.query_params.get("toolsets"))
         except KrabsError as exc:
-            response = error_response(exc, op=None, request_id=request_id)
+            response = error_response(exc, op=None, request_id=_request_id(request))
             response.headers["WWW-Authenticate"] = 'Bearer realm="krabs"'
             await response(scope, receive, send)
             return
         except ValueError as exc:
             bad = KrabsError("invalid_argument", str(exc), param="toolsets")
-            await error_response(bad, op=None, request_id=request_id)(scope, receive, send)
+            await error_response(bad, op=None, request_id=_request_id(request))(
+                scope, receive, send
+            )
             return
+        # The SDK binds a session to the credential that opened it: another key gets a 404.
+        scope["user"] = AuthenticatedUser(
+            AccessToken(
+                token=principal.key_id or "",
+                client_id=principal.key_id or principal.agent_id,
+                scopes=sorted(principal.scopes),
+                subject=principal.account_id,
+            )
+        )
         await self._start()
         await self.manager.handle_request(scope, receive, send)
 
