@@ -486,7 +486,8 @@ def test_compliance_leg_matches_http(live, account, http):
 
     made, again, bad, unknown, legacy = run(body)
     assert made["result"]["display_name"] == "Leg" and again["result"] == made["result"]
-    assert again["meta"]["krabs/replayed"] is True
+    assert again["meta"]["replayed"] is True and again["meta"]["run_id"].startswith("run_")
+    assert made["meta"]["action_id"].startswith("act_") and "replayed" not in made["meta"]
     via_http = http.post("/v1/contact.get", json={"id": made["result"]["id"]}).json()
     assert via_http["id"] == made["result"]["id"]
     assert bad["error"]["code"] == "not_found"

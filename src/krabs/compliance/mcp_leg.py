@@ -33,8 +33,8 @@ async def call_over_mcp(
     era: str = MODERN,
     timeout: float = 60,
 ) -> dict[str, Any]:
-    """``{"result": …}`` or ``{"error": {code, message, param, …}}``, plus ``"meta"`` (the result's
-    ``_meta``: run id, action id, replayed). ``era`` is ``"2026-07-28"`` (stateless, the default) or
+    """``{"result": …}`` or ``{"error": {code, message, param, …}}``, plus ``"meta"``: the result's
+    ``krabs/*`` metadata without the prefix (``run_id``, ``action_id``, ``replayed``, ``op``). ``era`` is ``"2026-07-28"`` (stateless, the default) or
     ``"legacy"`` (a 2025-11-25 session, closed after the call). An unknown tool, a protocol error
     over MCP, comes back as ``unknown_operation`` like over HTTP."""
     arguments = dict(args)
@@ -62,7 +62,8 @@ async def call_over_mcp(
                 return {"error": {**error, "op": op, "mcp_code": exc.code}, "meta": {}}
     body = result.structured_content if isinstance(result.structured_content, dict) else {}
     out: dict[str, Any] = {"error": body.get("error")} if result.is_error else {"result": body}
-    out["meta"] = dict(result.meta or {})
+    meta = result.meta or {}
+    out["meta"] = {k.removeprefix("krabs/"): v for k, v in meta.items() if k.startswith("krabs/")}
     return out
 
 
