@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,11 +21,13 @@ import httpx
 import httpx2
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
+from conftest import free_port
 from krabs.accounts import NewAccount
 from krabs.compliance.mcp_leg import call_over_mcp
 from krabs.contract.models import Args, Out
@@ -32,6 +36,8 @@ from krabs.contract.schema import model_schema
 from krabs.runs.attach import insert_run
 from krabs.store.db import Store
 from krabs.store.tables import runs
+from krabs.transports.http import create_app
+from krabs.transports.mcp import McpEndpoint
 from krabs.transports.mcp_tools import LIST_BUDGET, TOOL_NAME, Catalog, flatten, tool_name
 
 ERAS = ["legacy", "2026-07-28"]
@@ -439,6 +445,37 @@ def test_toolsets_filter_the_list_and_the_calls(live, account, era):
     nouns = {t.title.split(".")[0] for t in listed.tools if t.title}
     assert nouns == {"contact", "identity"}
     assert refused is not None and "action_list" in refused.message
+
+
+def test_under_a_server_that_runs_lifespans_the_app_lifespan_runs_the_sessions(engine, account):
+    """``krabs serve`` runs the app's lifespan, which runs the SDK's session manager; the test
+    servers run none, so there the first request starts it (the other tests)."""
+    app = create_app(engine)
+    endpoint = next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/mcp")
+    assert isinstance(endpoint, McpEndpoint)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.02)
+
+        async def body() -> list[Any]:
+            out = []
+            for era in ERAS:
+                async with connect(f"http://127.0.0.1:{port}", account.secret, era) as client:
+                    out.append(await client.call_tool("contact_list", {}))
+            return out
+
+        assert all(not r.is_error for r in run(body))
+        assert endpoint._task is None  # served by the lifespan, not by the first-request fallback
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_endpoint_refuses_missing_keys_and_unknown_toolsets(live, account):
