@@ -235,11 +235,11 @@ def build_tools(ops: list[Operation], budget: int) -> list[types.Tool]:
             break
     extra = min(MAX_DESCRIPTION, max(0, spare) // max(1, len(ops)))
     while extra > 0:
-        tools = [make_tool(op, detail, len(op.summary) + extra) for op in ops]
-        if wire_size(tools) <= budget:
-            break
+        longer = [make_tool(op, detail, len(op.summary) + extra) for op in ops]
+        if wire_size(longer) <= budget:
+            return longer
         extra -= 40
-    return tools
+    return tools  # summaries only
 
 
 @dataclass(frozen=True)
