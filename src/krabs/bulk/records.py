@@ -4,9 +4,10 @@ attributes, each checked by the rules the contract's argument types apply (lengt
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,6 +86,14 @@ def show(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:64] + "…")
 
 
+@functools.cache
+def _tag_key() -> Callable[[str], str]:
+    """``krabs.ops.common.tag_key``, imported on first use (krabs.ops imports this module's users)."""
+    from krabs.ops.common import tag_key
+
+    return tag_key
+
+
 class RecordBuilder:
     """Collect one record's values; every problem becomes an ``Issue`` naming its column."""
 
@@ -149,8 +158,7 @@ class RecordBuilder:
         self.record.identities.append(Ident(kind, text, norm, column))
 
     def tag(self, name: str, column: str | None) -> None:
-        from krabs.ops.common import tag_key  # here: krabs.ops imports this module's users
-
+        tag_key = _tag_key()
         text = self._clean(column, name)
         if text is None:
             return

@@ -83,7 +83,8 @@ class _Target:
 
 class Upserter:
     """Feed records with ``add``; ``finish`` writes the last batch. ``counts`` and ``report`` hold the
-    outcome; ``created_ids`` the contacts this import made (later rows merge into them)."""
+    outcome. A contact this import made is recognized without remembering every id: it is in the
+    current batch, or its ``created_at`` is this call's ``uow.now``."""
 
     def __init__(
         self,
@@ -98,7 +99,6 @@ class Upserter:
         #: With ``track``: the contact each added record went to (matched one when skipped).
         self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
-        self.created_ids: set[str] = set()
         self._pending: list[Record] = []
 
     def fail(self, issues: list[Issue]) -> None:
@@ -141,7 +141,7 @@ class Upserter:
     ) -> None:
         matched = [owners[(i.kind, i.norm)] for i in rec.identities if (i.kind, i.norm) in owners]
         cid = matched[0] if matched else None
-        ours = cid in self.created_ids
+        ours = cid is not None and self._ours(cid, targets, rows)
         if cid is not None and not ours:
             if self.on_match == "skip":
                 self.counts.skipped += 1
@@ -153,7 +153,6 @@ class Upserter:
         if cid is None:
             t = _Target(new_id("contact"), None, {}, {}, set(), set())
             targets[t.id] = t
-            self.created_ids.add(t.id)
             outcome = "created"
         else:
             t = targets.get(cid) or self._existing(cid, rows, primaries, tagged)
@@ -192,6 +191,10 @@ class Upserter:
             self.counts.updated += 1
         else:
             self.counts.unchanged += 1
+
+    def _ours(self, cid: str, targets: dict[str, _Target], rows: dict[str, dict[str, Any]]) -> bool:
+        row = targets[cid].row if cid in targets else rows[cid]
+        return row is None or row["created_at"] == self.uow.now
 
     def _existing(
         self,
