@@ -425,3 +425,20 @@ def test_http_never_500s_on_garbage(http: Any) -> None:
         r = http.post("/v1/contact.import_csv", json=body)
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "invalid_argument"
+
+
+def test_tag_names_follow_the_tag_rules(call: Caller) -> None:
+    csv = (
+        "name,email,tags\n"
+        f"A,a@x.dev,{'ß' * 60}\n"
+        "B,b@x.dev,tg_01ABC\n"
+        f"C,c@x.dev,{'t' * 101}\n"
+        "D,d@x.dev,  Very   Important ; very important;VERY IMPORTANT \n"
+    )
+    result = imp(call, csv)
+    assert codes(result) == [
+        (2, "tags", "too_long"),
+        (3, "tags", "invalid_value"),
+        (4, "tags", "too_long"),
+    ]
+    assert [t["name"] for t in by_email(call, "d@x.dev")["tags"]] == ["Very Important"]
