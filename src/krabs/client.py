@@ -10,8 +10,9 @@ at runtime, so an operation added on the server is callable without a new SDK re
     plan = krabs.contact.delete(id=ada["id"], dry_run=True)
 
 Mutations get an ``Idempotency-Key`` per logical call (yours, or a generated one), reused on every
-retry of that call: connection failures, 5xx, 429 (honouring ``Retry-After``) and
-``idempotency_key_in_use`` are retried a bounded number of times, so a retry can never write twice.
+retry of that call: connection failures, 5xx, 429 (honouring ``Retry-After`` up to ``max_wait``
+seconds) and ``idempotency_key_in_use`` are retried ``max_retries`` times with jittered backoff, so a
+retry can never write twice.
 Errors raise ``KrabsAPIError`` (a subclass per family) carrying ``code``, ``message``, ``param`` and
 ``status``.
 """
@@ -98,6 +99,7 @@ class _Base:
         run: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
+        max_wait: float = 30.0,
     ) -> None:
         url = url or os.environ.get("KRABS_URL")
         if not url:
@@ -107,6 +109,7 @@ class _Base:
         self._run = run if run is not None else (os.environ.get("KRABS_RUN_ID") or None)
         self._timeout = timeout
         self._max_retries = max(0, max_retries)
+        self._max_wait = max_wait
         self._schema: dict[str, Any] | None = None
 
     # -- the schema ------------------------------------------------------------------------
@@ -188,7 +191,8 @@ class _Base:
                 return None
             after = response.headers.get("retry-after", "")
             if after.replace(".", "", 1).isdigit():
-                return min(float(after), MAX_BACKOFF * 4)
+                # Waiting longer than max_wait is the caller's decision: raise RateLimited instead.
+                return float(after) if float(after) <= self._max_wait else None
         return min(MAX_BACKOFF, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
@@ -222,9 +226,12 @@ class Client(_Base):
         run: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
+        max_wait: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(url, api_key, run=run, timeout=timeout, max_retries=max_retries)
+        super().__init__(
+            url, api_key, run=run, timeout=timeout, max_retries=max_retries, max_wait=max_wait
+        )
         self._http = httpx.Client(base_url=self._url, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:
@@ -320,9 +327,12 @@ class AsyncClient(_Base):
         run: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
+        max_wait: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(url, api_key, run=run, timeout=timeout, max_retries=max_retries)
+        super().__init__(
+            url, api_key, run=run, timeout=timeout, max_retries=max_retries, max_wait=max_wait
+        )
         self._http = httpx.AsyncClient(base_url=self._url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:

@@ -114,7 +114,6 @@ ERROR_CLASSES: dict[str, type[KrabsAPIError]] = {
     "invalid_json": InvalidArgument,
     "payload_too_large": InvalidArgument,
     "unsupported_media_type": InvalidArgument,
-    "method_not_allowed": InvalidArgument,
     "not_found": NotFound,
     "unknown_operation": NotFound,
     "conflict": Conflict,

@@ -31,7 +31,7 @@ def normalize(value: Any, key: str = "") -> Any:
     hashes, tokens and secrets (shown once, redacted on replay)."""
     if isinstance(value, dict):
         return {k: normalize(v, k) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [normalize(v, key) for v in value]
     if isinstance(value, str):
         if (

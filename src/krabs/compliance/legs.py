@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from krabs.client import Client
@@ -140,13 +141,14 @@ class McpLeg:
 
     def __init__(self, url: str, api_key: str) -> None:
         try:
-            from krabs.compliance.mcp_leg import call_over_mcp
+            from krabs.compliance.mcp_leg import call_over_mcp_sync
         except ImportError as exc:
             raise LegUnavailable(
                 f"the MCP leg is not available in this installation ({exc}); "
-                "krabs.compliance.mcp_leg.call_over_mcp is required"
+                "krabs.compliance.mcp_leg.call_over_mcp_sync is required"
             ) from exc
-        self.url, self.api_key, self._call = url, api_key, call_over_mcp
+        self.url, self.api_key = url, api_key
+        self._call: Callable[..., dict[str, Any]] = call_over_mcp_sync
 
     def call(
         self,
@@ -161,6 +163,11 @@ class McpLeg:
             out = self._call(self.url, self.api_key, op, body, idempotency_key=idempotency_key)
         except Exception as exc:
             return Reply(error={"code": "mcp_failed", "message": f"{type(exc).__name__}: {exc}"})
-        if "error" in out and out["error"] is not None:
+        meta = out.get("meta") or {}
+        if out.get("error") is not None:
             return Reply(error=dict(out["error"]))
-        return Reply(result=out.get("result"))
+        return Reply(
+            result=out.get("result"),
+            replayed=bool(meta.get("replayed")),
+            action_id=meta.get("action_id"),
+        )

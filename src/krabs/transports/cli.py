@@ -21,10 +21,13 @@ from krabs.transports.cli_render import render_error, render_result
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success (a dry-run included)"),
-    (1, "internal error"),
-    (2, "usage error, invalid_argument, invalid_json, payload_too_large"),
+    (1, "internal"),
+    (2, "usage error, invalid_argument, invalid_json, payload_too_large, unsupported_media_type"),
     (3, "not_found, unknown_operation"),
-    (4, "conflict, undo_conflict/undo_expired/undo_used, idempotency_key_in_use/reused"),
+    (
+        4,
+        "conflict, undo_conflict, undo_expired, undo_used, idempotency_key_in_use, idempotency_key_reused",
+    ),
     (5, "unauthenticated, forbidden"),
     (6, "rate_limited"),
     (7, "run_closed, run_cancelled"),
@@ -39,7 +42,10 @@ EPILOG = (
     "\n\n\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES)
 )
 
-RESERVED = {"json", "output", "dry_run", "idempotency_key", "run", "help"}
+#: The CLI's own options. An operation field of the same name keeps the plain flag (``krabs action
+#: list --run R`` filters by run); the option then becomes ``--krabs-<name>``.
+UTILITY = ("json", "dry-run", "idempotency-key", "run", "output")
+RESERVED = {"help"}
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -114,7 +120,8 @@ def identity_kinds(entry: dict[str, Any], specs: list[FieldSpec]) -> tuple[str |
         prop = unwrap(props[target])
         shape = unwrap(prop.get("items", {})) if target == "identities" else prop
         kinds = unwrap(shape.get("properties", {}).get("kind", {})).get("enum", [])
-        taken = {s.name for s in specs} | RESERVED | {f.lstrip("-") for s in specs for f in s.flags}
+        taken = {s.name for s in specs} | RESERVED | set(UTILITY)
+        taken |= {f.lstrip("-") for s in specs for f in s.flags}
         return target, [k for k in kinds if isinstance(k, str) and k not in taken]
     return None, []
 
@@ -230,30 +237,35 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
                 help=f"Shorthand for {target} {{kind: {kind}, value: …}}.",
             )
         )
+    taken = {f for s in specs for f in s.flags}
+
+    def flag(name: str) -> str:
+        return f"--krabs-{name}" if f"--{name}" in taken else f"--{name}"
+
     params.append(
         click.Option(
-            ["--json", "json_input"],
+            [flag("json"), "json_input"],
             help="All arguments as a JSON object, @file.json, or - for stdin; flags override it.",
         )
     )
     if mutates:
         params.append(
             click.Option(
-                ["--dry-run", "dry_run"], is_flag=True, help="Show the plan; write nothing."
+                [flag("dry-run"), "dry_run"], is_flag=True, help="Show the plan; write nothing."
             )
         )
         params.append(
             click.Option(
-                ["--idempotency-key", "idempotency_key"],
+                [flag("idempotency-key"), "idempotency_key"],
                 help="Replaying the same key returns the first result without a second write.",
             )
         )
     params += [
         click.Option(
-            ["--run", "run"], envvar="KRABS_RUN_ID", help="Attach to this run (KRABS_RUN_ID)."
+            [flag("run"), "run"], envvar="KRABS_RUN_ID", help="Attach to this run (KRABS_RUN_ID)."
         ),
         click.Option(
-            ["-o", "--output", "output"],
+            ["-o", flag("output"), "output"],
             type=click.Choice(["table", "json"]),
             default="table",
             envvar="KRABS_OUTPUT",

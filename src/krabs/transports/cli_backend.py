@@ -58,7 +58,7 @@ class RemoteBackend:
     def client(self) -> Client:
         from krabs.client import Client
 
-        return Client(self.url, self.api_key, run="", max_retries=2)
+        return Client(self.url, self.api_key, run="", max_retries=2, max_wait=5)
 
     def schema(self) -> dict[str, Any]:
         return self.client.schema
@@ -110,18 +110,17 @@ class EmbeddedBackend:
     ) -> dict[str, Any]:
         from krabs.engine import CallRequest
 
-        outcome = self.engine.call(
-            CallRequest(
-                op=op,
-                args=args,
-                api_key=self.api_key,
-                principal=self.principal,
-                idempotency_key=idempotency_key,
-                dry_run=dry_run,
-                run_id=run or None,
-                transport="cli",
-            )
+        request = CallRequest(
+            op=op,
+            args=args,
+            api_key=self.api_key,
+            principal=self.principal,
+            idempotency_key=idempotency_key,
+            dry_run=dry_run,
+            run_id=run or None,
+            transport="cli",
         )
+        outcome = self.engine.call(request)
         if outcome.error is not None:
             e = outcome.error
             raise make_error(
@@ -130,8 +129,9 @@ class EmbeddedBackend:
                 param=e.param,
                 status=e.status,
                 op=op,
+                request_id=request.request_id,
                 retry_after=outcome.retry_after,
-                body={"error": e.to_dict(op=op)},
+                body={"error": e.to_dict(op=op, request_id=request.request_id)},
             )
         assert outcome.result is not None
         return outcome.result

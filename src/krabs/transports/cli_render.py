@@ -13,7 +13,7 @@ from rich.text import Text
 
 from krabs.client_errors import KrabsAPIError
 
-MAX_COLUMNS = 8
+MAX_COLUMNS = 6
 CELL_WIDTH = 60
 
 
@@ -24,24 +24,30 @@ def cell(value: Any) -> Text:
         return Text("true" if value else "false")
     if isinstance(value, str | int | float):
         return Text(str(value))
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        # Identities, tags…: their human part.
+        labels = [str(v.get("value") or v.get("name") or v.get("id") or "…") for v in value]
+        value = ", ".join(labels)
+        return Text(value if len(value) <= CELL_WIDTH else value[: CELL_WIDTH - 1] + "…")
     raw = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return Text(raw if len(raw) <= CELL_WIDTH else raw[: CELL_WIDTH - 1] + "…")
 
 
 def list_table(result: dict[str, Any], title: str) -> Table:
     rows = [r for r in result.get("data", []) if isinstance(r, dict)]
-    columns: list[str] = []
+    scalar: list[str] = []
+    nested: list[str] = []
     for row in rows[:20]:
-        for key in row:
-            if key not in columns and key != "object":
-                columns.append(key)
-    if "id" in columns:
-        columns.remove("id")
-        columns.insert(0, "id")
-    columns = columns[:MAX_COLUMNS]
+        for key, value in row.items():
+            if key in scalar or key in nested or key == "object" or key.endswith("_at"):
+                continue
+            (nested if isinstance(value, dict | list) else scalar).append(key)
+    columns = sorted(scalar, key=lambda k: k != "id") + nested
+    columns = [c for c in columns if any(row.get(c) not in (None, [], {}) for row in rows)]
+    columns = columns[:MAX_COLUMNS] or ["id"]
     table = Table(title=title, title_justify="left")
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name == "id")
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in columns))
     more = "more: --starting-after " + str(result["next_cursor"]) if result.get("has_more") else ""
