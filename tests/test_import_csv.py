@@ -442,3 +442,10 @@ def test_tag_names_follow_the_tag_rules(call: Caller) -> None:
         (4, "tags", "too_long"),
     ]
     assert [t["name"] for t in by_email(call, "d@x.dev")["tags"]] == ["Very Important"]
+
+
+def test_a_leading_empty_header_cell_is_kept(call: Caller) -> None:
+    result = imp(call, "\tname\temail\n7\tAda\tada@x.dev\n")
+    assert result["delimiter"] == "\t" and result["created"] == 1
+    c = by_email(call, "ada@x.dev")
+    assert c["display_name"] == "Ada" and c["attributes"] == {"column": "7"}

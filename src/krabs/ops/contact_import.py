@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
 from krabs.bulk.records import Issue, iter_lines
@@ -20,8 +20,12 @@ from krabs.ops.identity import default_region
 MAX_CSV_CHARS = 256 * 1024 * 1024
 
 
+#: Kept as sent: a leading tab or space can be an empty first cell.
+Unstripped = Annotated[str, StringConstraints(strip_whitespace=False)]
+
+
 class ImportCsv(Args):
-    csv: str = Field(
+    csv: Unstripped = Field(
         max_length=MAX_CSV_CHARS,
         description="The CSV text, header row first. Delimiter (, ; tab |) is detected.",
     )

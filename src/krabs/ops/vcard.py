@@ -13,14 +13,14 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.models import Args, Out
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.contact_import import ReportEntry
+from krabs.ops.contact_import import ReportEntry, Unstripped
 from krabs.ops.identity import default_region
 
 MAX_VCARD_CHARS = 64 * 1024 * 1024
 
 
 class IngestVcard(Args):
-    vcard: str = Field(
+    vcard: Unstripped = Field(
         min_length=1,
         max_length=MAX_VCARD_CHARS,
         description="One or more vCards (BEGIN:VCARD … END:VCARD), version 3.0 or 4.0.",
