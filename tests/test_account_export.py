@@ -278,3 +278,15 @@ def test_export_needs_the_admin_scope(client: Client) -> None:
 def test_unknown_arguments_are_refused(client: Client) -> None:
     e = err(client("account.export", {"path": "/etc/passwd"}), "invalid_argument")
     assert e["param"] == "path"
+
+
+def test_rows_clashing_with_the_target_database_are_refused_whole(
+    client: Client, acct: NewAccount, other_store: Store
+) -> None:
+    populate(client)
+    src = export(client)["path"]
+    create_account(other_store, "holds the same key", secret=acct.secret)
+    with pytest.raises(RestoreError, match="conflict"):
+        restore_archive(other_store, src)
+    with other_store.connect(write=False) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit_actions)).scalar() == 0

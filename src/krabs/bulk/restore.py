@@ -117,20 +117,36 @@ def restore_archive(store: Store, path: str | Path) -> str:
             raise RestoreError(f"the archive is damaged: {exc}") from None
         account_id = str(manifest["account_id"])
         by_table = {entry["table"]: name for name, entry in manifest["files"].items()}
-        with store.transaction(write=True) as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current != manifest.get("schema_version"):
-                raise RestoreError(
-                    f"archive schema {manifest.get('schema_version')} differs from this "
-                    f"database's {current}; migrate it first"
-                )
-            exists = conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id))
-            if exists.first() is not None:
-                raise RestoreError(f"account {account_id} already exists in this database")
-            for table in metadata.sorted_tables:
-                if table.name in by_table:
-                    _load(conn, table, zf, by_table[table.name])
+        try:
+            _restore(store, zf, manifest, account_id, by_table)
+        except sa.exc.IntegrityError as exc:
+            raise RestoreError(
+                f"the archive's rows conflict with data already in this database: {exc.orig}"
+            ) from None
     return account_id
+
+
+def _restore(
+    store: Store,
+    zf: zipfile.ZipFile,
+    manifest: dict[str, Any],
+    account_id: str,
+    by_table: dict[str, str],
+) -> None:
+    """Load every table in one transaction (nothing stays if anything fails)."""
+    with store.transaction(write=True) as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current != manifest.get("schema_version"):
+            raise RestoreError(
+                f"archive schema {manifest.get('schema_version')} differs from this "
+                f"database's {current}; migrate it first"
+            )
+        exists = conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id))
+        if exists.first() is not None:
+            raise RestoreError(f"account {account_id} already exists in this database")
+        for table in metadata.sorted_tables:
+            if table.name in by_table:
+                _load(conn, table, zf, by_table[table.name])
 
 
 def _load(conn: sa.Connection, table: sa.Table, zf: zipfile.ZipFile, name: str) -> None:
