@@ -227,6 +227,18 @@ def test_prefer_picks_a_contacts_value_even_an_empty_one(call: Caller) -> None:
     assert out["attributes"] == {"k": "m2", "z": 0}
 
 
+def test_attributes_already_covering_the_merged_keys_are_left_as_stored(
+    call: Caller, engine: Engine
+) -> None:
+    s = contact(call, attributes={"a": 0, "b": 0})
+    m = contact(call, attributes={"b": 1})
+    before = data(engine.store)
+    out = ok(call("contact.merge", {"survivor_id": s["id"], "merged_ids": [m["id"]]}))
+    assert list(out["attributes"].items()) == [("a", 0), ("b", 0)]
+    ok(call("action.undo", {"undo_token": out["undo_token"]}))
+    assert data(engine.store) == before
+
+
 # -- hostile input -----------------------------------------------------------------------------------
 
 

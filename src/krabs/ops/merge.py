@@ -126,8 +126,9 @@ def resolve_fields(
     order = [by_id[prefer["attributes"]]] if "attributes" in prefer else []
     order += [survivor, *merged]
     attributes: dict[str, Any] = {}
-    for row in reversed(order):
-        attributes.update(row["attributes"] or {})
+    for row in order:
+        for key, value in (row["attributes"] or {}).items():
+            attributes.setdefault(key, value)
     out["attributes"] = attributes
     return out
 
@@ -224,5 +225,7 @@ def merge(uow: UnitOfWork, args: ContactMerge) -> dict[str, Any]:
             contacts, row, {"deleted_at": uow.now, "updated_at": uow.now, "merged_into": sid}
         )
     fields = resolve_fields(survivor, merged, prefer)
-    uow.update(contacts, survivor, {**fields, "updated_at": uow.now})
+    # Only what differs is written: an equal JSON object in another key order is left as stored.
+    changed = {k: v for k, v in fields.items() if v != survivor[k]}
+    uow.update(contacts, survivor, {**changed, "updated_at": uow.now})
     return {**load(uow, sid), "merged_ids": mids}
