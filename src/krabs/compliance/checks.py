@@ -7,6 +7,7 @@ with HTTP's in the same state."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ NAME = re.compile(r"^[a-z][A-Za-z_]*\.[a-z][a-z0-9_]*$")
 UNKNOWN_FIELD = "compliance_unknown_field"
 
 _ID = re.compile(r"\b[a-z][a-z]*_[0-9A-HJKMNP-TV-Z]{26}\b")
-_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
+_TS = re.compile(r"\d{4}-?\d{2}-?\d{2}T\d{2}:?\d{2}:?\d{2}(\.?\d+)?(Z|[+-]\d{2}:?\d{2})?")
 _DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
 _TOKEN = re.compile(r"(undo|krabs_sk)_[A-Za-z0-9_\-…]+")
 _VOLATILE_KEYS = {"id", "hash", "prev_hash", "secret", "undo_token", "request_id", "prefix"}
@@ -149,6 +150,15 @@ def other_bodies(
     again = rerun()
     if again != args:
         yield again
+
+
+def shape(value: Any) -> Any:
+    """The structure of a value (keys and types), for results that no two calls share."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return sorted({json.dumps(shape(v), sort_keys=True) for v in value})
+    return type(value).__name__
 
 
 def new_key() -> str:

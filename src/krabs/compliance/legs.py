@@ -8,8 +8,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from krabs.client import Client

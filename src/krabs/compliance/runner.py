@@ -20,6 +20,7 @@ from krabs.compliance.checks import (
     new_key,
     other_bodies,
     same,
+    shape,
     validates,
 )
 from krabs.compliance.legs import (
@@ -161,7 +162,14 @@ def check_leg(
         row.set("intent", reply.ok, f"the call failed: {reply.describe()}")
         row.set("audit", probe.head() == head, "a read appended an audit action")
         expected = http.call(name, args)
-        row.set("parity", same(reply.result, expected.result), _diff(reply, expected))
+        if not same(reply.result, expected.result) and not same(
+            expected.result, http.call(name, args).result
+        ):
+            # Two HTTP calls disagree too: the read observes the call log itself (an export
+            # includes the runs these calls extend). Compare its shape instead.
+            row.set("parity", shape(reply.result) == shape(expected.result), _diff(reply, expected))
+        else:
+            row.set("parity", same(reply.result, expected.result), _diff(reply, expected))
         row.set("schema", True)
         return row
 
