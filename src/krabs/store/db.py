@@ -5,6 +5,7 @@ which is ruinous under in-process contention)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,9 @@ class Store:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         elif self.dialect == "sqlite":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4)
+        # JSON columns keep sorted keys: undo writes rows back from (key-sorted) audit images, and a
+        # restored row must equal the original byte for byte.
+        kwargs["json_serializer"] = _sorted_json
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._local = threading.local()
         self._writers: list[Connection] = []
@@ -80,6 +84,10 @@ class Store:
                 conn.close()
         self._writers.clear()
         self.engine.dispose()
+
+
+def _sorted_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def _fold(text: str | None) -> str | None:
