@@ -275,6 +275,9 @@ def test_schema_command(embedded, remote):
     entry = out(krabs(embedded, "schema", "contact.upsert"))
     assert entry["name"] == "contact.upsert" and "identity" in entry["input"]["properties"]
     assert krabs(embedded, "schema", "contact.explode").exit_code == 3
+    nowhere = {**remote, "KRABS_URL": f"http://127.0.0.1:{free_port()}"}
+    offline = krabs(nowhere, "schema")
+    assert offline.exit_code == 9 and offline.stdout == "" and "unavailable" in offline.stderr
 
 
 def test_bootstrap_commands_still_work(embedded):

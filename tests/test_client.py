@@ -238,10 +238,13 @@ def test_url_and_key_from_the_environment(live, account, monkeypatch):
 
 def test_async_client_has_the_same_surface(live, account):
     async def main() -> None:
+        bare = AsyncClient(live.url, account.secret)
+        with pytest.raises(AttributeError, match="load_schema"):
+            bare.contact  # noqa: B018
+        await bare.load_schema()
+        assert (await bare.contact.list(limit=1))["object"] == "list"
+        await bare.aclose()
         async with AsyncClient(live.url, account.secret) as c:
-            with pytest.raises(AttributeError, match="load_schema"):
-                c.contact  # noqa: B018
-            await c.load_schema()
             identity = {"kind": "email", "value": _email()}
             up = await c.contact.upsert(identity=identity, family_name="Hopper")
             assert up["created"] is True

@@ -11,8 +11,10 @@ import click
 from rich.console import Console
 
 from krabs import __version__
+from krabs.client_errors import KrabsAPIError
 from krabs.config import Settings
-from krabs.transports.cli import EPILOG, KrabsGroup, state
+from krabs.transports.cli import EPILOG, KrabsGroup, err_console, state
+from krabs.transports.cli_render import render_error
 
 console = Console(stderr=True)
 
@@ -32,11 +34,15 @@ def cli() -> None:
 @click.pass_context
 def schema(ctx: click.Context, op: str | None) -> None:
     """Print the contract as JSON (GET /v1/schema), or one operation's entry."""
-    document = state(ctx).schema()
+    try:
+        document = state(ctx).schema(strict=True)
+    except KrabsAPIError as exc:
+        render_error(err_console, exc, "table")
+        ctx.exit(exc.exit_code)
     if op is not None:
         entry = document.get("operations", {}).get(op)
         if entry is None:
-            console.print(f"[red]error[/red]: not_found: no operation named {op!r}")
+            console.print(f"[red]error[/red]: unknown_operation: no operation named {op!r}")
             ctx.exit(3)
         document = entry
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))

@@ -336,6 +336,7 @@ class AsyncClient(_Base):
         self._http = httpx.AsyncClient(base_url=self._url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
+        await self.load_schema()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -401,8 +402,8 @@ class AsyncClient(_Base):
             await asyncio.sleep(wait)
 
     def __getattr__(self, noun: str) -> _Namespace:
-        """``client.contact.create(...)`` returns a coroutine. The schema must be loaded first
-        (``await client.load_schema()``; ``async with`` does not fetch it implicitly)."""
+        """``client.contact.create(...)`` returns a coroutine. The schema must be loaded first:
+        ``async with AsyncClient(...)`` does it, or ``await client.load_schema()``."""
         if noun.startswith("_"):
             raise AttributeError(noun)
         if self._schema is None:

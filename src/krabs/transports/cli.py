@@ -206,12 +206,15 @@ class CliState:
             self._backend = backend_from_env()
         return self._backend
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, *, strict: bool = False) -> dict[str, Any]:
+        """The backend's schema. Unless ``strict``, an unreachable server falls back to this
+        installation's registry, so help and usage errors work offline."""
+        if strict:
+            return self.backend.schema()
         if self._schema is None:
             try:
                 self._schema = self.backend.schema()
             except KrabsAPIError:
-                # Help must work offline: describe this installation's operations instead.
                 self._schema = local_schema()
         return self._schema
 
@@ -296,7 +299,7 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
         f"  krabs {name.replace('.', ' ')} --json '{json.dumps(e['args'])}'"
         for e in entry.get("examples", [])
     )
-    epilog = f"\b\nErrors: {codes}" + (f"\n\n\bExamples:\n{examples}" if examples else "")
+    epilog = f"\b\nErrors: {codes}" + (f"\n\n\b\nExamples:\n{examples}" if examples else "")
     return click.Command(
         name.split(".", 1)[1],
         callback=run,
