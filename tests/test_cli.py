@@ -15,6 +15,7 @@ from conftest import LiveServer, free_port
 from krabs.cli import cli
 from krabs.client_errors import ERROR_CLASSES, make_error
 from krabs.compliance.checks import normalize
+from krabs.contract.registry import load_registry
 from krabs.engine import Engine
 from krabs.runs.attach import insert_run
 from krabs.store.tables import runs
@@ -98,7 +99,9 @@ def test_command_help_comes_from_the_schema(embedded):
     result = krabs(embedded, "contact", "upsert", "--help")
     assert result.exit_code == 0
     text = result.stdout
-    assert "Create the contact an identity points to" in text or "upsert" in text.lower()
+    op = load_registry().get("contact.upsert")
+    assert op is not None and op.summary in text
+    assert " ".join(op.description.split()[:6]) in " ".join(text.split())
     for flag in (
         "--identity",
         "--email",
@@ -163,6 +166,9 @@ def test_runs_attach_through_the_environment(remote, engine, account):
     made = out(krabs({**remote, "KRABS_RUN_ID": open_run}, "contact", "create", "-o", "json"))
     actions = out(krabs(remote, "action", "list", "--run", open_run, "-o", "json"))
     assert [a["targets"][0] for a in actions["data"]] == [made["id"]]
+    # action.list has its own `run` field: --run filters, --krabs-run attaches.
+    both = krabs(remote, "action", "list", "--run", open_run, "--krabs-run", closed)
+    assert both.exit_code == 7
     refused = krabs(remote, "contact", "list", "--run", closed)
     assert refused.exit_code == 7 and "run_closed" in refused.stderr
 
