@@ -127,6 +127,13 @@ def test_exit_codes_and_errors_on_stderr(remote, live):
     usage = krabs(remote, "contact", "create", "--stage", "sold")
     assert usage.exit_code == 2 and "sold" in usage.stderr
     assert krabs(remote, "contact", "explode").exit_code == 2
+    assert krabs(remote, "contact", "list", "--limit", "abc").exit_code == 2
+    too_many = krabs(remote, "contact", "list", "--limit", "1000")
+    assert too_many.exit_code == 2 and "param: limit" in too_many.stderr
+    huge = krabs(remote, "contact", "create", "--display-name", "x" * 5000)
+    assert huge.exit_code == 2 and "param: display_name" in huge.stderr
+    keyless = krabs({**remote, "KRABS_API_KEY": None}, "contact", "list")
+    assert keyless.exit_code == 5 and "unauthenticated" in keyless.stderr
     assert krabs(remote, "nonsense", "thing").exit_code == 2
 
     args = ("contact", "create", "--display-name", "Key", "--idempotency-key", "cli-k1")
