@@ -299,3 +299,13 @@ def test_bootstrap_commands_still_work(embedded):
     assert made.exit_code == 0 and made.stdout.startswith("krabs_sk_")
     other = {**embedded, "KRABS_API_KEY": made.stdout.strip()}
     assert out(krabs(other, "contact", "list", "-o", "json"))["data"] == []
+
+
+def test_json_alone_prints_json(embedded):
+    made = out(krabs(embedded, "contact", "create", "--display-name", "Ada", "--json"))
+    assert made["display_name"] == "Ada"
+    listed = out(krabs(embedded, "contact", "list", "--json", "--limit", "1"))
+    assert [c["id"] for c in listed["data"]] == [made["id"]]
+    missing = krabs(embedded, "contact", "get", "--id", "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "--json")
+    assert missing.exit_code == 3
+    assert json.loads(missing.stderr)["error"]["param"] == "id"

@@ -45,9 +45,14 @@ EPILOG = (
     "\b\nModes: with KRABS_URL set, calls go to that server with KRABS_API_KEY (remote); without it,"
     "\nthey run on the local database (KRABS_DATA_DIR, default ./krabs-data) as the demo account's"
     "\nadmin, or as KRABS_API_KEY when set (embedded). KRABS_RUN_ID (or --run) attaches calls to a run."
+    "\n\n\b\nArguments: one flag per field (--display-name Ada); JSON for nested ones; --json '{…}',"
+    "\n--json @args.json or --json - for all of them. Output: a table, or JSON with --json alone"
+    "\nor -o json (KRABS_OUTPUT=json). Errors go to stderr with their code, message and param."
     "\n\n\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES)
 )
 
+#: The value ``--json`` takes when given alone: print JSON instead of reading arguments.
+JSON_OUTPUT = "\x00json-output"
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -106,7 +111,10 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
     params.append(
         click.Option(
             [flag("json"), "json_input"],
-            help="All arguments as a JSON object, @file.json, or - for stdin; flags override it.",
+            is_flag=False,
+            flag_value=JSON_OUTPUT,
+            help="Alone: print the result as JSON (like -o json). With a value: all arguments as "
+            "a JSON object, @file.json, or - for stdin; flags override it.",
         )
     )
     if mutates:
@@ -138,6 +146,8 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
     def run(**values: Any) -> None:
         ctx = click.get_current_context()
         output = values["output"]
+        if values.get("json_input") == JSON_OUTPUT:
+            output, values["json_input"] = "json", None
         try:
             args = collect(values, specs, target, kinds)
             result = state(ctx).backend.call(
