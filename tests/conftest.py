@@ -86,8 +86,8 @@ def store(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 
 
 @pytest.fixture(scope="session")
-def engine(store: Store) -> Engine:
-    return Engine(store, test_settings())
+def engine(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return Engine(store, test_settings(data_dir=tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture

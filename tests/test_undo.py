@@ -122,3 +122,33 @@ def test_undo_of_another_accounts_action_is_not_found(call, engine):
     c = _contact(call)
     deleted = ok(call("contact.delete", {"id": c["id"]}))
     err(call("action.undo", {"undo_token": deleted["undo_token"]}, key=other.secret), "not_found")
+
+
+def test_undo_by_action_id_restores_the_account_row(call, engine):
+    """The accounts table has no account_id column: undo must scope it by id."""
+    ok(call("action.list", {"limit": 1}))  # the key's last use and the day's run are bookkeeping
+    before = _without_audit(snapshot(engine.store))
+    updated = call("account.update", {"name": "Renamed by mistake"})
+    ok(updated)
+    undone = ok(call("action.undo", {"action_id": updated.action_id}))
+    assert undone["undone_action_id"] == updated.action_id
+    assert _without_audit(snapshot(engine.store)) == before
+
+
+def test_unknown_argument_error_lists_aliases(call):
+    e = err(
+        call("finance.summary", {"from": "2026-01-01", "to": "2026-02-01", "frm": 1}),
+        "invalid_argument",
+    )
+    assert "from" in e["message"] and "first" not in e["message"]
+
+
+def test_undo_restores_json_columns_byte_for_byte(call, engine):
+    """Undo writes rows back from key-sorted audit images; JSON is stored key-sorted so the restored
+    row equals the original exactly, whatever order the caller sent its keys in."""
+    c = _contact(call, attributes={"zeta": 1, "alpha": {"y": 2, "b": 3}})
+    before = _without_audit(snapshot(engine.store))
+    updated = call("contact.update", {"id": c["id"], "attributes": {"m": 0}})
+    ok(updated)
+    ok(call("action.undo", {"action_id": updated.action_id}))
+    assert _without_audit(snapshot(engine.store)) == before

@@ -28,7 +28,7 @@ def undo_changes(uow: UnitOfWork, action: Any, *, force: bool) -> dict[str, Any]
         key = (ch["table"], ch["id"])
         if key not in current:
             row = uow.conn.execute(
-                sa.select(table).where(table.c.id == ch["id"], table.c.account_id == uow.account_id)
+                sa.select(table).where(table.c.id == ch["id"], uow.scoped(table))
             ).first()
             current[key] = dict(row._mapping) if row is not None else None
     # The state each row must be in for a clean undo: the after-image of its last change.

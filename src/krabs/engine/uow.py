@@ -71,9 +71,16 @@ class UnitOfWork:
     def execute(self, stmt: Any, *params: Any) -> sa.CursorResult[Any]:
         return self.conn.execute(stmt, *params)
 
+    def scoped(self, table: sa.Table) -> Any:
+        """The clause keeping a table's rows to this account: by ``account_id``, or for the
+        ``accounts`` table itself (which has none) by ``id``."""
+        if "account_id" in table.c:
+            return table.c.account_id == self.account_id
+        return table.c.id == self.account_id
+
     def fetch(self, table: sa.Table, row_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
-            sa.select(table).where(table.c.id == row_id, table.c.account_id == self.account_id)
+            sa.select(table).where(table.c.id == row_id, self.scoped(table))
         ).first()
         return dict(row._mapping) if row is not None else None
 
@@ -101,9 +108,7 @@ class UnitOfWork:
         if after == before:
             return before
         self.conn.execute(
-            table.update()
-            .where(table.c.id == before["id"], table.c.account_id == self.account_id)
-            .values(**values)
+            table.update().where(table.c.id == before["id"], self.scoped(table)).values(**values)
         )
         self.changes.append(Change(str(table.name), str(before["id"]), before, after))
         return after

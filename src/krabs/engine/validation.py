@@ -87,7 +87,7 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
         current = _model_in(fields[part].annotation)
         if current is None:
             return []
-    return list(getattr(current, "model_fields", {}))
+    return [f.alias or n for n, f in getattr(current, "model_fields", {}).items()]
 
 
 def _model_in(annotation: Any) -> Any:

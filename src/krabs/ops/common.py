@@ -78,16 +78,16 @@ def tags_of(uow: UnitOfWork, target_ids: list[str]) -> dict[str, list[dict[str, 
     if not target_ids:
         return out
     rows = uow.execute(
-        sa.select(tag_links.c.target_id, tags.c.id, tags.c.name, tags.c.color)
+        sa.select(tag_links.c.target_id, tags.c.id, tags.c.name, tags.c.name_key, tags.c.color)
         .join(tags, tags.c.id == tag_links.c.tag_id)
         .where(
             tag_links.c.account_id == uow.account_id,
             tag_links.c.target_id.in_(target_ids),
             tags.c.deleted_at.is_(None),
         )
-        .order_by(tags.c.name_key)
     ).all()
-    for r in rows:
+    # Code-point order on both backends, as `tag.list` (PostgreSQL would sort by its locale).
+    for r in sorted(rows, key=lambda r: (r.name_key, r.id)):
         out[r.target_id].append({"id": r.id, "name": r.name, "color": r.color})
     return out
 

@@ -23,6 +23,7 @@ from krabs.contract.models import (
 )
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
+from krabs.ops.common import TAG_FILTER, tags_of, where_tagged
 from krabs.ops.identity import (
     IdentityIn,
     IdentityOut,
@@ -65,6 +66,12 @@ class ContactFields(Args):
     attributes: Attributes | None = None
 
 
+class TagOnRecord(Out):
+    id: str
+    name: str
+    color: str | None
+
+
 class ContactOut(Out):
     object: Literal["contact"] = "contact"
     id: str
@@ -77,18 +84,25 @@ class ContactOut(Out):
     owner: str | None
     attributes: dict[str, Any]
     identities: list[IdentityOut]
+    tags: list[TagOnRecord] = Field(default_factory=list, description="Its tags, by name.")
     created_at: str
     updated_at: str
-    merged_into: str | None = None
+    merged_into: str | None = Field(
+        None, description="Set when this contact was merged into that one (it is then deleted)."
+    )
 
 
-def contact_object(row: dict[str, Any], idents: list[Any]) -> dict[str, Any]:
+def contact_object(
+    row: dict[str, Any], idents: list[Any], tags: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The contact as every operation returns it; ``tags`` from `tags_of` (none for a new one)."""
     return {
         "object": "contact",
         "id": row["id"],
         **{f: row[f] for f in FIELDS},
         "attributes": row["attributes"] or {},
         "identities": [identity_object(i) for i in idents],
+        "tags": tags or [],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "merged_into": row["merged_into"],
@@ -109,9 +123,17 @@ def identities_of(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, list[Any
     return out
 
 
-def load(uow: UnitOfWork, contact_id: str) -> dict[str, Any]:
-    row = live_contact(uow, contact_id, "id")
-    return contact_object(row, identities_of(uow, [contact_id])[contact_id])
+def load(uow: UnitOfWork, contact_id: str, *, merged: bool = False) -> dict[str, Any]:
+    """A live contact as an object; with ``merged``, also one merged into another (deleted contacts
+    that were not merged stay `not_found`)."""
+    if merged:
+        row = uow.fetch(contacts, contact_id)
+        if row is None or (row["deleted_at"] is not None and row["merged_into"] is None):
+            raise not_found("contact", contact_id, "id")
+    else:
+        row = live_contact(uow, contact_id, "id")
+    idents = identities_of(uow, [contact_id])[contact_id]
+    return contact_object(row, idents, tags_of(uow, [contact_id])[contact_id])
 
 
 def _display_name(values: dict[str, Any], idents: list[Normalized]) -> str | None:
@@ -188,8 +210,10 @@ class ContactGet(Args):
     examples=(Example({"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"}),),
 )
 def get(uow: UnitOfWork, args: ContactGet) -> dict[str, Any]:
-    """Returns the contact; a merged contact is returned with `merged_into` set."""
-    return load(uow, args.id)
+    """Returns the contact with its identities and tags. A contact merged into another (see
+    `contact.merge`) is still readable: it comes back with `merged_into` set to the survivor's id and
+    without identities (they moved). A deleted contact is `not_found`."""
+    return load(uow, args.id, merged=True)
 
 
 class ContactList(ListArgs):
@@ -200,30 +224,32 @@ class ContactList(ListArgs):
     q: str | None = Field(
         None, min_length=1, max_length=200, description="Search in names, company and identities."
     )
+    tag: str | None = TAG_FILTER
 
 
 def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-@operation(
-    "contact.list",
-    summary="List contacts, newest first, with filters and a cursor.",
-    input=ContactList,
-    output=ListOf[ContactOut],
-    mutates=False,
-    examples=(Example({"stage": "lead", "limit": 20}), Example({"q": "lovelace"})),
-)
-def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
-    """Newest first. `q` matches names, company and identity values, case-insensitively."""
+def filtered(
+    uow: UnitOfWork,
+    *,
+    stage: str | None = None,
+    updated_since: str | None = None,
+    q: str | None = None,
+    tag: str | None = None,
+) -> sa.Select[Any]:
+    """Live contacts of the account matching contact.list's filters (shared with export_csv)."""
     c = contacts
     query = sa.select(c).where(c.c.account_id == uow.account_id, c.c.deleted_at.is_(None))
-    if args.stage:
-        query = query.where(c.c.stage == args.stage)
-    if args.updated_since:
-        query = query.where(c.c.updated_at >= args.updated_since)
-    if args.q:
-        pattern = _like(args.q)
+    if stage:
+        query = query.where(c.c.stage == stage)
+    if updated_since:
+        query = query.where(c.c.updated_at >= updated_since)
+    if tag:
+        query = query.where(where_tagged(uow, c, tag))
+    if q:
+        pattern = _like(q)
         in_identity = (
             sa.select(identities.c.id)
             .where(
@@ -240,13 +266,40 @@ def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
         query = query.where(
             sa.or_(*(contains_ci(c.c[f], pattern, uow.dialect) for f in names), in_identity)
         )
+    return query
+
+
+@operation(
+    "contact.list",
+    summary="List contacts, newest first, with filters and a cursor.",
+    input=ContactList,
+    output=ListOf[ContactOut],
+    mutates=False,
+    errors=("not_found",),
+    examples=(
+        Example({"stage": "lead", "limit": 20}),
+        Example({"q": "lovelace"}),
+        Example({"tag": "VIP"}),
+    ),
+)
+def list_(uow: UnitOfWork, args: ContactList) -> dict[str, Any]:
+    """Newest first. `q` matches names, company and identity values, case-insensitively. `tag` (an
+    id or a name) keeps contacts carrying that tag; an unknown tag is `not_found`."""
+    c = contacts
+    query = filtered(
+        uow, stage=args.stage, updated_since=args.updated_since, q=args.q, tag=args.tag
+    )
     if args.starting_after:
         query = query.where(c.c.id < args.starting_after)
     rows = [
         dict(r._mapping) for r in uow.execute(query.order_by(c.c.id.desc()).limit(args.limit + 1))
     ]
-    idents = identities_of(uow, [r["id"] for r in rows[: args.limit]])
-    return page([contact_object(r, idents.get(r["id"], [])) for r in rows], args.limit)
+    ids = [r["id"] for r in rows[: args.limit]]
+    idents, tagged = identities_of(uow, ids), tags_of(uow, ids)
+    return page(
+        [contact_object(r, idents.get(r["id"], []), tagged.get(r["id"])) for r in rows],
+        args.limit,
+    )
 
 
 class ContactUpdate(ContactFields):

@@ -29,6 +29,26 @@ class RunResolver:
             return self._named(principal, run_id)
         return self._default(principal, create)
 
+    def ensure(self, principal: Principal, run_id: str, name: str) -> None:
+        """Create the open run ``run_id`` for ``principal`` if no run has that id: an MCP session's
+        (or a stdio process's) run comes into being with its first call. An existing run is left
+        as it is; ``resolve`` then decides whether it takes calls."""
+        with self.store.connect(write=False) as conn:
+            if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first():
+                return
+        with self.store.transaction(write=True) as conn:
+            try:
+                with conn.begin_nested():
+                    insert_run(
+                        conn,
+                        account_id=principal.account_id,
+                        agent_id=principal.agent_id,
+                        name=name,
+                        run_id=run_id,
+                    )
+            except sa.exc.IntegrityError:
+                pass  # a concurrent first call of the same session created it
+
     def _named(self, principal: Principal, run_id: str) -> str:
         with self.store.connect(write=False) as conn:
             row = conn.execute(
@@ -105,9 +125,10 @@ def insert_run(
     name: str,
     status: str = "open",
     default_day: str | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """A new run row; its id."""
-    run_id, now = new_id("run"), utcnow()
+    """A new run row (with ``run_id`` if given, else a fresh id); its id."""
+    run_id, now = run_id or new_id("run"), utcnow()
     conn.execute(
         runs.insert().values(
             id=run_id,

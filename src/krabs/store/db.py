@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -40,6 +41,9 @@ class Store:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         elif self.dialect == "sqlite":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4)
+        # JSON columns keep sorted keys: undo writes rows back from (key-sorted) audit images, and a
+        # restored row must equal the original byte for byte.
+        kwargs["json_serializer"] = _sorted_json
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._local = threading.local()
         self._writers: list[Connection] = []
@@ -150,6 +154,10 @@ class Store:
                 conn.close()
         self._writers.clear()
         self.engine.dispose()
+
+
+def _sorted_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 class Savepoint:

@@ -106,7 +106,10 @@ def render(outcome: Outcome, op: str, request_id: str) -> Response:
 
 
 def create_app(engine: Engine) -> Starlette:
+    from krabs.transports.mcp import McpEndpoint  # it imports this module's helpers
+
     limit = engine.settings.max_body_bytes
+    mcp = McpEndpoint(engine)
     schema_cache: dict[str, Any] = {}
 
     def documents() -> dict[str, Any]:
@@ -176,8 +179,10 @@ def create_app(engine: Engine) -> Starlette:
             Route("/v1/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
+            Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
         ],
         exception_handlers={HTTPException: http_error},
+        lifespan=lambda _app: mcp.lifespan(),
     )
 
 

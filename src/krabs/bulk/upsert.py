@@ -1,0 +1,330 @@
+"""Upserting many contacts by identity, in batches: the batch-friendly counterpart of
+``ops.contact._create`` + ``ops.identity.claim`` (which look up one identity per query).
+
+Semantics are those of processing rows one by one, in order: a row is matched against the live
+contacts as they stand after the rows before it. So two rows naming the same person (sharing any
+normalized identity) become one contact, and a row whose identities belong to an existing contact
+is handled by ``on_match``: ``update`` fills only the contact's EMPTY fields and adds the row's new
+identities and tags, ``skip`` leaves it alone, ``create`` makes a new contact anyway (identities
+another contact owns stay with it and are reported). Per batch, the owners of every identity, the
+matched contacts, their primary kinds and their tags are each fetched with a few ``IN`` queries,
+and new rows go in through ``uow.insert_many``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from krabs.bulk.records import Ident, Issue, Record
+from krabs.bulk.tagging import attach_by_name, chunks, tag_keys_of
+from krabs.contract.ids import new_id
+from krabs.engine.uow import UnitOfWork
+from krabs.ops.common import tag_key
+from krabs.ops.contact import FIELDS, _display_name
+from krabs.ops.identity import norm_hash
+from krabs.store.tables import contacts, identities
+
+OnMatch = Literal["update", "skip", "create"]
+BATCH = 500
+REPORT_CAP = 1000
+
+
+class Report:
+    """The per-row report, capped at ``cap`` entries (the totals still count every entry)."""
+
+    def __init__(self, cap: int = REPORT_CAP) -> None:
+        self.cap = cap
+        self.entries: list[dict[str, Any]] = []
+        self.total = 0
+
+    def add(self, issues: list[Issue]) -> None:
+        for issue in issues:
+            self.total += 1
+            if len(self.entries) < self.cap:
+                self.entries.append(issue.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "report": self.entries,
+            "report_total": self.total,
+            "report_truncated": self.total > len(self.entries),
+        }
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Target:
+    """A contact as this batch will leave it: new, or existing with its fetched image."""
+
+    id: str
+    row: dict[str, Any] | None
+    values: dict[str, Any]
+    attributes: dict[str, Any]
+    primaries: set[str]
+    tag_keys: set[str]
+    new_idents: list[Ident] = field(default_factory=list)
+    new_tags: list[str] = field(default_factory=list)
+    dirty: bool = False
+
+
+class Upserter:
+    """Feed records with ``add``; ``finish`` writes the last batch. ``counts`` and ``report`` hold the
+    outcome. A contact this import made is recognized without remembering every id: it is in the
+    current batch, or its ``created_at`` is this call's ``uow.now``."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        on_match: OnMatch = "update",
+        source: str,
+        report: Report,
+        track: bool = False,
+    ) -> None:
+        self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
+        #: With ``track``: the contact each added record went to (matched one when skipped).
+        self.contact_ids: list[str] | None = [] if track else None
+        self.counts = Counts()
+        self._pending: list[Record] = []
+
+    def fail(self, issues: list[Issue]) -> None:
+        self.counts.failed += 1
+        self.report.add(issues)
+
+    def add(self, record: Record, issues: list[Issue] | None = None) -> None:
+        if issues:
+            self.report.add(issues)
+        self._pending.append(record)
+        if len(self._pending) >= BATCH:
+            self.flush()
+
+    def finish(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        records, self._pending = self._pending, []
+        if not records:
+            return
+        pairs = list(dict.fromkeys((i.kind, i.norm) for r in records for i in r.identities))
+        owners = live_owner_ids(self.uow, pairs)
+        existing = sorted(set(owners.values()))
+        rows = fetch_contacts(self.uow, existing)
+        primaries = primary_kinds(self.uow, existing)
+        tagged = tag_keys_of(self.uow, existing)
+        targets: dict[str, _Target] = {}
+        for record in records:
+            self._row(record, owners, targets, rows, primaries, tagged)
+        self._write(list(targets.values()))
+
+    def _row(
+        self,
+        rec: Record,
+        owners: dict[tuple[str, str], str],
+        targets: dict[str, _Target],
+        rows: dict[str, dict[str, Any]],
+        primaries: dict[str, set[str]],
+        tagged: dict[str, set[str]],
+    ) -> None:
+        matched = [owners[(i.kind, i.norm)] for i in rec.identities if (i.kind, i.norm) in owners]
+        cid = matched[0] if matched else None
+        ours = cid is not None and self._ours(cid, targets, rows)
+        if cid is not None and not ours:
+            if self.on_match == "skip":
+                self.counts.skipped += 1
+                if self.contact_ids is not None:
+                    self.contact_ids.append(cid)
+                return
+            if self.on_match == "create":
+                cid = None
+        if cid is None:
+            t = _Target(new_id("contact"), None, {}, {}, set(), set())
+            targets[t.id] = t
+            outcome = "created"
+        else:
+            t = targets.get(cid) or self._existing(cid, rows, primaries, tagged)
+            targets[cid] = t
+            outcome = "merged" if ours else "updated"
+        changed = _fill(t, rec)
+        for ident in rec.identities:
+            owner = owners.get((ident.kind, ident.norm))
+            if owner == t.id:
+                continue
+            if owner is not None:
+                self.report.add(
+                    [
+                        Issue(
+                            rec.row,
+                            ident.column,
+                            "identity_taken",
+                            f"{ident.kind} {ident.norm!r} belongs to contact {owner}; left there "
+                            "(use contact.merge to combine the two)",
+                            "warning",
+                        )
+                    ]
+                )
+                continue
+            owners[(ident.kind, ident.norm)] = t.id
+            t.new_idents.append(ident)
+            changed = True
+        t.dirty = t.dirty or changed
+        if self.contact_ids is not None:
+            self.contact_ids.append(t.id)
+        if outcome == "created":
+            self.counts.created += 1
+        elif outcome == "merged":
+            self.counts.merged += 1
+        elif changed:
+            self.counts.updated += 1
+        else:
+            self.counts.unchanged += 1
+
+    def _ours(self, cid: str, targets: dict[str, _Target], rows: dict[str, dict[str, Any]]) -> bool:
+        row = targets[cid].row if cid in targets else rows[cid]
+        return row is None or row["created_at"] == self.uow.now
+
+    def _existing(
+        self,
+        cid: str,
+        rows: dict[str, dict[str, Any]],
+        primaries: dict[str, set[str]],
+        tagged: dict[str, set[str]],
+    ) -> _Target:
+        row = rows[cid]
+        return _Target(
+            cid,
+            row,
+            {f: row[f] for f in FIELDS if f != "attributes"},
+            dict(row["attributes"] or {}),
+            set(primaries.get(cid, ())),
+            set(tagged.get(cid, ())),
+        )
+
+    def _write(self, targets: list[_Target]) -> None:
+        uow, now = self.uow, self.uow.now
+        new_contacts, new_idents, updates = [], [], []
+        for t in targets:
+            if t.row is None:
+                first = t.new_idents[0].value if t.new_idents else None
+                name = _display_name(t.values, []) or (first[:400] if first else None)
+                new_contacts.append(
+                    {
+                        "id": t.id,
+                        **{f: t.values.get(f) for f in FIELDS},
+                        "display_name": name,
+                        "attributes": t.attributes,
+                        "created_at": now,
+                        "updated_at": now,
+                        "deleted_at": None,
+                        "merged_into": None,
+                    }
+                )
+            elif t.dirty:
+                changes = {f: v for f, v in t.values.items() if t.row[f] != v}
+                if t.attributes != (t.row["attributes"] or {}):
+                    changes["attributes"] = t.attributes
+                updates.append((t.row, {**changes, "updated_at": now}))
+            for ident in t.new_idents:
+                primary = ident.kind not in t.primaries
+                t.primaries.add(ident.kind)
+                new_idents.append(
+                    {
+                        "id": new_id("identity"),
+                        "contact_id": t.id,
+                        "kind": ident.kind,
+                        "value": ident.value,
+                        "normalized": ident.norm,
+                        "norm_hash": norm_hash(ident.norm),
+                        "is_primary": primary,
+                        "source": self.source,
+                        "created_at": now,
+                        "deleted_at": None,
+                    }
+                )
+        uow.insert_many(contacts, new_contacts)
+        uow.insert_many(identities, new_idents)
+        attach_by_name(uow, {t.id: t.new_tags for t in targets if t.new_tags}, "contact")
+        for before, values in updates:
+            uow.update(contacts, before, values)
+
+
+def _fill(t: _Target, rec: Record) -> bool:
+    """Fill the target's empty fields, missing attribute keys and tags from the record."""
+    changed = False
+    for name, value in rec.fields.items():
+        if t.values.get(name) in (None, ""):
+            t.values[name] = value
+            changed = True
+    for key, value in rec.attributes.items():
+        if key not in t.attributes:
+            t.attributes[key] = value
+            changed = True
+    for name in rec.tags:
+        key = tag_key(name)
+        if key not in t.tag_keys:
+            t.tag_keys.add(key)
+            t.new_tags.append(name)
+            changed = True
+    return changed
+
+
+def live_owner_ids(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Which live contact owns each (kind, normalized) pair: one indexed ``IN`` query per kind and
+    chunk (the unique index leads with account, kind, norm_hash)."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, norm in pairs:
+        by_kind.setdefault(kind, []).append(norm_hash(norm))
+    wanted = set(pairs)
+    out: dict[tuple[str, str], str] = {}
+    t = identities
+    for kind, hashes in by_kind.items():
+        for part in chunks(hashes):
+            for r in uow.execute(
+                sa.select(t.c.contact_id, t.c.normalized).where(
+                    t.c.account_id == uow.account_id,
+                    t.c.kind == kind,
+                    t.c.norm_hash.in_(part),
+                    t.c.deleted_at.is_(None),
+                )
+            ):
+                if (kind, r.normalized) in wanted:
+                    out[(kind, r.normalized)] = r.contact_id
+    return out
+
+
+def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for part in chunks(ids):
+        for r in uow.execute(
+            sa.select(contacts).where(
+                contacts.c.account_id == uow.account_id, contacts.c.id.in_(part)
+            )
+        ):
+            out[r.id] = dict(r._mapping)
+    return out
+
+
+def primary_kinds(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    t = identities
+    for part in chunks(contact_ids):
+        for r in uow.execute(
+            sa.select(t.c.contact_id, t.c.kind).where(
+                t.c.contact_id.in_(part), t.c.is_primary.is_(True), t.c.deleted_at.is_(None)
+            )
+        ):
+            out.setdefault(r.contact_id, set()).add(r.kind)
+    return out

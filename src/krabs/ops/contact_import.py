@@ -1,0 +1,149 @@
+"""contact.import_csv: many contacts from CSV text in one audited, undoable action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
+from krabs.bulk.records import Issue, iter_lines
+from krabs.bulk.upsert import REPORT_CAP, OnMatch, Report, Upserter
+from krabs.contract.errors import KrabsError
+from krabs.contract.models import Args, Out
+from krabs.contract.registry import Example, operation
+from krabs.engine.uow import UnitOfWork
+from krabs.ops.identity import default_region
+
+#: The largest CSV argument, in characters (the HTTP body limit is usually reached first).
+MAX_CSV_CHARS = 256 * 1024 * 1024
+
+
+#: Kept as sent: a leading tab or space can be an empty first cell.
+Unstripped = Annotated[str, StringConstraints(strip_whitespace=False)]
+
+
+class ImportCsv(Args):
+    csv: Unstripped = Field(
+        max_length=MAX_CSV_CHARS,
+        description="The CSV text, header row first. Delimiter (, ; tab |) is detected.",
+    )
+    mapping: dict[str, str] | None = Field(
+        None,
+        max_length=500,
+        description="Column header → target, overriding the automatic mapping. Targets: "
+        + ", ".join(TARGETS)
+        + ", or attributes.<key>.",
+    )
+    on_match: Literal["update", "skip", "create"] = Field(
+        "update",
+        description="A row whose identity an existing contact owns: update fills that contact's "
+        "empty fields and adds new identities and tags; skip leaves it; create makes a new one.",
+    )
+
+
+class ColumnOut(Out):
+    header: str
+    target: str
+
+
+class ReportEntry(Out):
+    row: int
+    column: str | None
+    code: str
+    message: str
+    severity: Literal["error", "warning"]
+
+
+class ImportOut(Out):
+    object: Literal["csv_import"] = "csv_import"
+    rows: int
+    created: int
+    updated: int
+    merged: int
+    unchanged: int
+    skipped: int
+    failed: int
+    delimiter: str
+    columns: list[ColumnOut]
+    report: list[ReportEntry]
+    report_total: int
+    report_truncated: bool
+    undo_token: str | None = None
+    undo_expires_at: str | None = None
+
+
+def import_lines(
+    uow: UnitOfWork,
+    lines: Iterable[str],
+    *,
+    mapping: dict[str, str] | None = None,
+    on_match: OnMatch = "update",
+    source: str = "csv_import",
+) -> dict[str, Any]:
+    """The import itself, for any source of text lines (an argument, an upload, a file): rows are
+    read, checked and written in batches, so memory does not grow with the input."""
+    try:
+        reader = CsvReader(lines, mapping=mapping, region=default_region(uow))
+    except CsvError as exc:
+        raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
+    report = Report(REPORT_CAP)
+    up = Upserter(uow, on_match=on_match, source=source, report=report)
+    for record, issues in reader:
+        if record is not None:
+            up.add(record, issues)
+        elif any(i.severity == "error" for i in issues):
+            up.fail(issues)
+        else:
+            up.counts.skipped += 1
+            report.add(
+                [
+                    *issues,
+                    Issue(reader.row, None, "empty_row", "no mapped column has a value", "warning"),
+                ]
+            )
+    up.finish()
+    counts = up.counts.to_dict()
+    return {
+        "object": "csv_import",
+        "rows": sum(counts.values()),
+        **counts,
+        "delimiter": reader.delimiter,
+        "columns": [{"header": c.header, "target": c.target} for c in reader.columns],
+        **report.to_dict(),
+    }
+
+
+@operation(
+    "contact.import_csv",
+    summary="Import contacts from CSV, deduplicated by identity (one undoable action).",
+    input=ImportCsv,
+    output=ImportOut,
+    mutates=True,
+    destructive=True,
+    errors=("conflict",),
+    examples=(
+        Example({"csv": "name,email,company\nAda Lovelace,ada@lovelace.dev,Analytical Engines\n"}),
+        Example(
+            {
+                "csv": "Nom;Courriel\nAda;ada@lovelace.dev\n",
+                "mapping": {"Nom": "given_name", "Courriel": "email"},
+                "on_match": "skip",
+            }
+        ),
+    ),
+)
+def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
+    """Imports every row of `csv` as a contact. Common headers map automatically (email, work
+    email, phone, mobile, first/last/full name, company, title, linkedin, twitter/x, github,
+    website, stage, tags, owner, notes); pass `mapping` ({header: target}) to override; other
+    columns go to `attributes`. Rows sharing an email, phone or handle become one contact; a row
+    matching an existing contact follows `on_match`. Bad rows are reported (`report`: row — the
+    header is row 1 —, column, code, message) and skipped; the rest import. Counts: created,
+    updated (existing contacts that changed), merged (rows folded into a contact an earlier row
+    made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
+    the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
+    return import_lines(
+        uow, iter_lines(args.csv), mapping=dict(args.mapping or {}), on_match=args.on_match
+    )
