@@ -50,17 +50,18 @@ class Prepared:
     def __init__(self, stmt: Any, column_keys: Sequence[str] | None = None) -> None:
         self.stmt = stmt
         self.column_keys = tuple(column_keys) if column_keys is not None else None
-        self._by_dialect: dict[str, _Compiled] = {}
+        # Keyed by the dialect object: its type processors carry the engine's JSON serializer.
+        self._by_dialect: dict[Dialect, _Compiled] = {}
         self._lock = threading.Lock()
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
-        found = self._by_dialect.get(dialect.name)
+        found = self._by_dialect.get(dialect)
         if found is None:
             with self._lock:
-                found = self._by_dialect.get(dialect.name)
+                found = self._by_dialect.get(dialect)
                 if found is None:
                     found = _Compiled(self.stmt, dialect, self.column_keys)
-                    self._by_dialect[dialect.name] = found
+                    self._by_dialect[dialect] = found
         return found
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
