@@ -4,17 +4,17 @@ payload, the dry-run diff and what undo restores, so handlers write only through
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from krabs.engine.context import Principal
-from krabs.store.prepared import insert_of
+from krabs.store.prepared import insert_of, reused_select
 
 
 @functools.cache
@@ -23,8 +23,18 @@ def column_names(table: sa.Table) -> tuple[str, ...]:
     return tuple(str(c.name) for c in table.columns)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as ``2026-05-16T14:22:08.123456Z``. Several calls per write: the date-and-time part is
+    formatted once a second, a quarter of what ``datetime.strftime`` costs each time."""
+    global _second
+    sec, ns = divmod(time.time_ns(), 1_000_000_000)
+    cached = _second
+    if cached[0] != sec:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{cached[1]}.{ns // 1000:06d}Z"
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,11 @@ class UnitOfWork:
         return self.principal.account_id
 
     def execute(self, stmt: Any, *params: Any) -> sa.CursorResult[Any]:
+        if len(params) == 1 and type(params[0]) is dict:
+            # A statement built once and run with parameters: on SQLite, straight on the driver.
+            result = reused_select(self.conn, stmt, params[0])
+            if result is not None:
+                return cast("sa.CursorResult[Any]", result)
         return self.conn.execute(stmt, *params)
 
     def scoped(self, table: sa.Table) -> Any:

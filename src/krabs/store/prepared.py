@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.result import IteratorResult, Result, SimpleResultMetaData
 
 
 class _Compiled:
@@ -23,6 +24,8 @@ class _Compiled:
 
     def __init__(self, stmt: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("expanding (IN) and literal-execute parameters need SQLAlchemy")
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         procs = compiled._bind_processors
@@ -123,3 +126,57 @@ def insert_of(table: sa.Table, names: tuple[str, ...]) -> Prepared:
     if found is None:
         found = _INSERTS.setdefault(key, Prepared(table.insert(), column_keys=names))
     return found
+
+
+class _Reused:
+    """A SELECT compiled once for the driver, with what turns its rows into SQLAlchemy rows."""
+
+    __slots__ = ("compiled", "metadata", "stmt")
+
+    def __init__(self, stmt: sa.Select[Any], dialect: Dialect) -> None:
+        self.stmt = stmt
+        self.compiled = _Compiled(stmt, dialect, None)
+        entries = stmt.compile(dialect=dialect)._result_columns
+        keys = [str(e.keyname) for e in entries]
+        if len(set(keys)) != len(keys):
+            raise ValueError("ambiguous result columns")
+        self.metadata = SimpleResultMetaData(
+            keys,
+            extra=[tuple(e.objects) for e in entries],
+            _processors=[e.type._cached_result_processor(dialect, None) for e in entries],
+        )
+
+
+_SEEN: dict[tuple[int, int], tuple[Any, _Reused | None]] = {}
+_SEEN_LIMIT = 1024
+
+
+def reused_select(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Result[Any] | None:
+    """Run a SELECT that is executed again and again (a statement built once, with bind
+    parameters) on the driver, returning the same rows SQLAlchemy would (attribute, key and column
+    access, type processing). None when this statement does not qualify: not SQLite, not a plain
+    SELECT, or the first time it is seen (a statement built per call never is seen twice)."""
+    if not fast(conn) or not isinstance(stmt, sa.Select):
+        return None
+    key = (id(stmt), id(conn.dialect))
+    seen = _SEEN.get(key)
+    if seen is None or seen[0] is not stmt:
+        if len(_SEEN) >= _SEEN_LIMIT:
+            _SEEN.clear()
+        _SEEN[key] = (stmt, None)
+        return None
+    reused = seen[1]
+    if reused is None:
+        try:
+            reused = _Reused(stmt, conn.dialect)
+        except Exception:
+            return None
+        _SEEN[key] = (stmt, reused)
+    args = reused.compiled.bind(params)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        rows = raw.execute(reused.compiled.sql, args).fetchall()
+    except Exception as exc:
+        _reraise(conn, reused.compiled.sql, args, exc)
+    return IteratorResult(reused.metadata, iter(rows))

@@ -1,0 +1,137 @@
+"""Statements run on the driver (``krabs.store.prepared``) return what SQLAlchemy would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from krabs.store.db import Store
+from krabs.store.migrate import migrate
+from krabs.store.prepared import Prepared, reused_select
+from krabs.store.tables import accounts, contacts, identities
+
+ACCOUNTS = sa.select(accounts).where(accounts.c.id == sa.bindparam("id"))
+LABELLED = sa.select(accounts.c.name.label("title"), sa.literal(7).label("seven")).where(
+    accounts.c.id == sa.bindparam("id")
+)
+FLAGS = (
+    sa.select(identities.c.id, identities.c.is_primary)
+    .where(identities.c.account_id == sa.bindparam("acct"))
+    .order_by(identities.c.id)
+    .limit(5)
+)
+EXPANDING = sa.select(accounts.c.id).where(accounts.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Any) -> Any:
+    store = Store(f"sqlite:///{tmp_path}/krabs.db")
+    migrate(store)
+    with store.transaction() as conn:
+        conn.execute(
+            accounts.insert().values(
+                id="acct_1",
+                name="Ünïcode",
+                default_region="GB",
+                settings={"b": [1, 2.5, None], "a": {"nested": True}},
+                created_at="2026-01-01T00:00:00.000000Z",
+                updated_at="2026-01-01T00:00:00.000000Z",
+            )
+        )
+    yield store
+    store.dispose()
+
+
+def both(store: Store, stmt: Any, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """(SQLAlchemy's rows, the driver path's rows), the statement seen twice so it qualifies."""
+    with store.transaction() as conn:
+        expected = conn.execute(stmt, params).all()
+        assert reused_select(conn, stmt, params) is None  # first sighting: SQLAlchemy's turn
+        result = reused_select(conn, stmt, params)
+        assert result is not None
+        return expected, result.all()
+
+
+def test_rows_match_sqlalchemy_including_json_and_column_access(sqlite_store):
+    expected, got = both(sqlite_store, ACCOUNTS, {"id": "acct_1"})
+    assert got == expected and len(got) == 1
+    row = got[0]
+    assert row.settings == {"b": [1, 2.5, None], "a": {"nested": True}}  # JSON decoded
+    assert row._mapping["name"] == "Ünïcode"
+    assert row._mapping[accounts.c.default_region] == "GB"  # column-object keys work too
+    assert dict(row._mapping) == dict(expected[0]._mapping)
+
+
+def test_labels_literals_limits_and_booleans(sqlite_store):
+    expected, got = both(sqlite_store, LABELLED, {"id": "acct_1"})
+    assert got == expected == [("Ünïcode", 7)]
+    assert got[0].title == "Ünïcode"
+    with sqlite_store.transaction() as conn:
+        conn.execute(
+            contacts.insert().values(
+                id="ct_none",
+                account_id="acct_1",
+                attributes={},
+                created_at="2026-01-01T00:00:00.000000Z",
+                updated_at="2026-01-01T00:00:00.000000Z",
+            )
+        )
+        conn.execute(
+            identities.insert(),
+            [
+                {
+                    "id": f"id_{n}",
+                    "account_id": "acct_1",
+                    "contact_id": "ct_none",
+                    "kind": "email",
+                    "value": f"{n}@x.dev",
+                    "normalized": f"{n}@x.dev",
+                    "norm_hash": str(n),
+                    "is_primary": n == 1,
+                    "created_at": "2026-01-01T00:00:00.000000Z",
+                }
+                for n in range(1, 4)
+            ],
+        )
+    expected, got = both(sqlite_store, FLAGS, {"acct": "acct_1"})
+    assert got == expected
+    assert [type(r.is_primary) for r in got] == [bool] * 3
+    assert [r.is_primary for r in got] == [True, False, False]
+
+
+def test_what_does_not_qualify_goes_through_sqlalchemy(sqlite_store):
+    with sqlite_store.transaction() as conn:
+        for _ in range(3):
+            assert reused_select(conn, EXPANDING, {"ids": ["acct_1"]}) is None
+        assert reused_select(conn, accounts.insert(), {}) is None
+    with sqlite_store.connect(write=False) as conn:  # no transaction begun: not ours to use
+        assert reused_select(conn, ACCOUNTS, {"id": "acct_1"}) is None
+
+
+def test_prepared_insert_uses_the_engines_json_serializer(sqlite_store):
+    stmt = Prepared(
+        sa.update(accounts)
+        .where(accounts.c.id == sa.bindparam("acct"))
+        .values(settings=sa.bindparam("settings"))
+    )
+    with sqlite_store.transaction() as conn:
+        stmt.execute(conn, {"acct": "acct_1", "settings": {"z": 1, "a": 2}})
+        stored = conn.exec_driver_sql("SELECT settings FROM accounts").scalar_one()
+    assert stored == '{"a": 2, "z": 1}'  # sorted, as every other JSON write through the store
+
+
+def test_utcnow_is_the_fixed_width_iso_form_of_now():
+    import datetime as dt
+    import re
+
+    from krabs.engine.uow import utcnow
+
+    for _ in range(2000):
+        before = dt.datetime.now(dt.UTC)
+        text = utcnow()
+        after = dt.datetime.now(dt.UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
+        parsed = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        assert before - dt.timedelta(microseconds=1) <= parsed <= after
