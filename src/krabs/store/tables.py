@@ -404,5 +404,11 @@ expenses = sa.Table(
     sa.Index(None, "account_id", "incurred_on", "id"),
 )
 
+# -- runs: events, approvals, spans, jobs (migration 0003) ------------------------------------------
+
+
+# -- the signed log: signatures, checkpoints, signing keys, erasure (migration 0004) ----------------
+
+
 #: Tables whose rows an audit image may describe, by name; undo restores rows through this map.
 BY_NAME: dict[str, sa.Table] = {t.name: t for t in metadata.sorted_tables}
