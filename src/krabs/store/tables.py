@@ -407,7 +407,82 @@ expenses = sa.Table(
 # -- runs: events, approvals, spans, jobs (migration 0003) ------------------------------------------
 
 
+#: Approval gates (issue 5): which operations need a human, per agent, per key or account-wide.
+approval_policies = sa.Table(
+    "approval_policies",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    #: ``*`` (every caller), ``agent:<agent_id>`` or ``key:<key_id>``.
+    sa.Column("subject", sa.String(120), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("updated_by", sa.String(80)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    sa.UniqueConstraint("account_id", "subject"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("run_id", ID),
+    sa.Column("agent_id", sa.String(80), nullable=False),
+    sa.Column("key_id", ID),
+    sa.Column("op", sa.String(80), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("note", sa.Text),
+    _ts("created_at"),
+    _ts("decided_at", nullable=True),
+    _ts("consumed_at", nullable=True),
+    sa.Index(None, "account_id", "idempotency_key"),
+    sa.Index(None, "account_id", "run_id", "status"),
+)
+
+#: Background work (queued batch runs), taken with FOR UPDATE SKIP LOCKED on PostgreSQL.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", ID),
+    sa.Column("principal", sa.JSON, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    _ts("created_at"),
+    _ts("started_at", nullable=True),
+    _ts("finished_at", nullable=True),
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "account_id", "id"),
+)
+
+
 # -- the signed log: signatures, checkpoints, signing keys, erasure (migration 0004) ----------------
+
+
+# -- web sessions: the dashboard's cookie sessions (migration 0005) ---------------------------------
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SHA-256 of the cookie's secret
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("key_id", ID, nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("revoked_at", nullable=True),
+    sa.Index(None, "key_id"),
+)
 
 
 #: Tables whose rows an audit image may describe, by name; undo restores rows through this map.
