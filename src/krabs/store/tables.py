@@ -64,6 +64,15 @@ runs = sa.Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("closed_at", nullable=True),
+    # Added by migration 0003: the run's event counter and running stats, kept by run_events' writer.
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("calls", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("errors", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("writes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
+    _ts("last_call_at", nullable=True),
     sa.Index(None, "account_id", "id"),
     sa.Index(
         "uq_runs_default_day",
@@ -406,6 +415,31 @@ expenses = sa.Table(
 
 # -- runs: events, approvals, spans, jobs (migration 0003) ------------------------------------------
 
+#: One row per run event. ``id`` is the global cursor (the firehose's), ``seq`` the run's own gap-free
+#: counter (allocated from ``runs.last_seq`` in the writer's transaction). ``data`` is JSON text.
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("account_id", ID, nullable=False),
+    sa.Column("run_id", ID, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    _ts("ts"),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("op", sa.String(80)),
+    sa.Column("action_id", ID),
+    #: A tool_call's latency, kept out of ``data`` so run stats (p50/p95) need no JSON parsing.
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("run_id", "seq"),
+    sa.Index(None, "account_id", "id"),
+)
+
 
 #: Approval gates (issue 5): which operations need a human, per agent, per key or account-wide.
 approval_policies = sa.Table(
@@ -467,6 +501,57 @@ jobs = sa.Table(
 
 
 # -- the signed log: signatures, checkpoints, signing keys, erasure (migration 0004) ----------------
+
+#: The deployment's audit signing keys, public halves only (the private key is a file: see
+#: ``krabs.audit.signing``). ``active`` is "yes" on exactly one row, NULL on retired ones.
+audit_signing_keys = sa.Table(
+    "audit_signing_keys",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("active", sa.String(3), unique=True),
+    _ts("created_at"),
+    _ts("retired_at", nullable=True),
+)
+
+#: Which key signs which of an account's records: seq ``from_seq`` to ``to_seq`` (NULL while open).
+audit_account_keys = sa.Table(
+    "audit_account_keys",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("from_seq", sa.BigInteger, nullable=False),
+    sa.Column("to_seq", sa.BigInteger),
+    _ts("created_at"),
+    sa.PrimaryKeyConstraint("account_id", "name"),
+)
+
+#: The Ed25519 signature of each record's Merkle leaf hash, base64.
+audit_signatures = sa.Table(
+    "audit_signatures",
+    metadata,
+    sa.Column("account_id", ID, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("key_name", sa.String(80), nullable=False),
+    sa.Column("signature", sa.String(88), nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "seq"),
+)
+
+#: Signed tree heads (C2SP signed notes); ``frontier`` is the tree's compact range (hex hashes,
+#: comma-separated) from which the next checkpoint grows without re-reading the log.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    _ts("created_at"),
+    sa.PrimaryKeyConstraint("account_id", "size"),
+)
 
 
 # -- web sessions: the dashboard's cookie sessions (migration 0005) ---------------------------------

@@ -18,12 +18,14 @@ depends_on = None
 
 def upgrade() -> None:
     """Filled in by the runs work (issue 5)."""
+    _upgrade_events()
     _upgrade_approvals_jobs()
 
 
 def downgrade() -> None:
     """Filled in by the runs work (issue 5)."""
     _downgrade_approvals_jobs()
+    _downgrade_events()
 
 
 def _upgrade_approvals_jobs() -> None:
@@ -105,3 +107,56 @@ def _downgrade_approvals_jobs() -> None:
     op.drop_table("jobs")
     op.drop_table("approvals")
     op.drop_table("approval_policies")
+
+
+#: Counters added to ``runs``: the event sequence and the run's running stats.
+_RUN_COUNTERS = (
+    "last_seq",
+    "calls",
+    "errors",
+    "writes",
+    "input_tokens",
+    "output_tokens",
+    "cost_micros",
+)
+
+
+def _upgrade_events() -> None:
+    """The run's event counter and stats on ``runs``, and ``run_events`` (keep identical to
+    store/tables.py)."""
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        for name in _RUN_COUNTERS:
+            batch_op.add_column(
+                sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
+            )
+        batch_op.add_column(sa.Column("last_call_at", sa.String(length=32), nullable=True))
+    op.create_table(
+        "run_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("run_id", sa.String(length=40), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("ts", sa.String(length=32), nullable=False),
+        sa.Column("type", sa.String(length=40), nullable=False),
+        sa.Column("op", sa.String(length=80), nullable=True),
+        sa.Column("action_id", sa.String(length=40), nullable=True),
+        sa.Column("latency_ms", sa.Float(), nullable=True),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_events")),
+        sa.UniqueConstraint("run_id", "seq", name=op.f("uq_run_events_run_id_seq")),
+    )
+    op.create_index(op.f("ix_run_events_account_id_id"), "run_events", ["account_id", "id"])
+
+
+def _downgrade_events() -> None:
+    op.drop_index(op.f("ix_run_events_account_id_id"), table_name="run_events")
+    op.drop_table("run_events")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("last_call_at")
+        for name in reversed(_RUN_COUNTERS):
+            batch_op.drop_column(name)
