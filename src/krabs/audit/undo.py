@@ -143,7 +143,7 @@ def compact_conflicts(uow: UnitOfWork, compact: list[dict[str, Any]]) -> list[di
         table = BY_NAME[ch["table"]]
         where = _range(uow, table, ch)
         count = uow.conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
-        changed = [sa.false()]
+        changed: list[Any] = [sa.false()]
         if "updated_at" in table.c and "created_at" in table.c:
             changed.append(table.c.updated_at != table.c.created_at)
         if "deleted_at" in table.c:

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 
 from krabs.bulk.records import Ident, Issue, Record
 from krabs.bulk.tagging import attach_by_name, chunks, tag_keys_of
-from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import tag_key
 from krabs.ops.contact import FIELDS, _display_name
@@ -151,7 +150,7 @@ class Upserter:
             if self.on_match == "create":
                 cid = None
         if cid is None:
-            t = _Target(new_id("contact"), None, {}, {}, set(), set())
+            t = _Target(self.uow.new_bulk_id(contacts), None, {}, {}, set(), set())
             targets[t.id] = t
             outcome = "created"
         else:
@@ -242,7 +241,7 @@ class Upserter:
                 t.primaries.add(ident.kind)
                 new_idents.append(
                     {
-                        "id": new_id("identity"),
+                        "id": uow.new_bulk_id(identities),
                         "contact_id": t.id,
                         "kind": ident.kind,
                         "value": ident.value,
@@ -254,8 +253,8 @@ class Upserter:
                         "deleted_at": None,
                     }
                 )
-        uow.insert_many(contacts, new_contacts)
-        uow.insert_many(identities, new_idents)
+        uow.insert_compact(contacts, new_contacts)
+        uow.insert_compact(identities, new_idents)
         attach_by_name(uow, {t.id: t.new_tags for t in targets if t.new_tags}, "contact")
         for before, values in updates:
             uow.update(contacts, before, values)
