@@ -26,7 +26,12 @@ COMMON_ERRORS: tuple[str, ...] = (
     "internal",
 )
 #: Errors any mutation can meet in the engine's idempotency step.
-MUTATION_ERRORS: tuple[str, ...] = ("idempotency_key_in_use", "idempotency_key_reused")
+MUTATION_ERRORS: tuple[str, ...] = (
+    "idempotency_key_in_use",
+    "idempotency_key_reused",
+    "approval_required",
+    "approval_rejected",
+)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from krabs.engine import steps
 from krabs.engine.context import Call, CallRequest, Outcome
 from krabs.engine.events import EventBus
 from krabs.ratelimit import RateLimiter
+from krabs.runs.approval import ApprovalGate
 from krabs.runs.attach import RunResolver
 from krabs.store.db import Store
 
@@ -47,6 +48,7 @@ class Engine:
             steps.AttachRun(self.runs),
             steps.Publish(self.bus, store),
             steps.Validate(),
+            ApprovalGate(store),
             steps.IdempotencyGuard(store, settings),
             steps.Transaction(store, settings, self.keys),
             steps.IdempotentReplay(settings),
