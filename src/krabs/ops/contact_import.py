@@ -123,6 +123,7 @@ def import_lines(
     mutates=True,
     destructive=True,
     errors=("conflict",),
+    digest_args=("csv",),
     examples=(
         Example({"csv": "name,email,company\nAda Lovelace,ada@lovelace.dev,Analytical Engines\n"}),
         Example(
