@@ -21,7 +21,10 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
+from krabs.engine.context import Principal
 from krabs.transports.docs import render_docs
+from krabs.web import sessions
+from krabs.web.routes import web_routes
 
 JSON_TYPES = ("application/json", "application/problem+json", "text/json")
 
@@ -54,6 +57,18 @@ def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def caller(request: Request, engine: Engine) -> tuple[str | None, Principal | None]:
+    """Who calls: a Bearer key, else the dashboard's cookie session resolved to its key's principal
+    (which must send its CSRF token on anything but a read-only GET). Raises ``KrabsError``."""
+    token = bearer(request)
+    secret = request.cookies.get(sessions.COOKIE)
+    if token or not secret:
+        return token, None
+    if request.method not in ("GET", "HEAD"):
+        sessions.check_csrf(secret, request.headers.get(sessions.CSRF_HEADER))
+    return None, await run_in_threadpool(sessions.resolve, engine.store, engine.keys, secret)
 
 
 async def read_json_object(request: Request, limit: int) -> Any:
@@ -122,13 +137,17 @@ def create_app(engine: Engine) -> Starlette:
         op = request.path_params["op"]
         request_id = _request_id(request)
         try:
+            api_key, principal = await caller(request, engine)
             args = await read_json_object(request, limit)
+        except KrabsError as exc:
+            return error_response(exc, op=op, request_id=request_id)
         except Body as bad:
             return error_response(bad.error, op=op, request_id=request_id)
         call = CallRequest(
             op=op,
             args=args,
-            api_key=bearer(request),
+            api_key=api_key,
+            principal=principal,
             idempotency_key=request.headers.get("idempotency-key"),
             run_id=request.headers.get("x-krabs-run") or None,
             transport="http",
@@ -142,7 +161,9 @@ def create_app(engine: Engine) -> Starlette:
 
         async def route(request: Request) -> Response:
             try:
-                await run_in_threadpool(authenticate, engine.store, engine.keys, bearer(request))
+                api_key, principal = await caller(request, engine)
+                if principal is None:
+                    await run_in_threadpool(authenticate, engine.store, engine.keys, api_key)
             except KrabsError as exc:
                 return error_response(exc, op=None, request_id=_request_id(request))
             return render()
@@ -180,6 +201,7 @@ def create_app(engine: Engine) -> Starlette:
             Route("/docs", docs, methods=["GET"]),
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
+            *web_routes(engine),  # the dashboard: pages and static files, a client of /v1
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lambda _app: mcp.lifespan(),
