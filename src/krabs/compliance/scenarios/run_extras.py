@@ -55,3 +55,11 @@ def _approval_list(setup: Setup) -> dict[str, Any]:
 @scenario("approval.decide")
 def _approval_decide(setup: Setup) -> dict[str, Any]:
     return {"id": pending_approval(setup), "decision": "reject", "note": "compliance check"}
+
+
+@scenario("run.replay")
+def _run_replay(setup: Setup) -> dict[str, Any]:
+    """The run the suite's own calls land in (its agent's default run, or the one it names)."""
+    contact = setup("contact.create", {"display_name": unique("Replayed ")})
+    action = setup("action.list", {"target": contact["id"], "limit": 1})["data"][0]
+    return {"id": action["run_id"], "limit": 20}
