@@ -9,9 +9,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from krabs.audit import checkpoint, merkle, signing
 from krabs.audit.canonical import canonical, digest, sha256_hex
 from krabs.engine.uow import UnitOfWork
-from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
+from krabs.store.tables import (
+    audit_actions,
+    audit_heads,
+    audit_payloads,
+    audit_signatures,
+    audit_targets,
+)
 
 GENESIS = "0" * 64
 RECORD_VERSION = 1
@@ -30,6 +37,7 @@ _MOVE_HEAD = (
 _INSERT_PAYLOAD = audit_payloads.insert()
 _INSERT_ACTION = audit_actions.insert()
 _INSERT_TARGET = audit_targets.insert()
+_INSERT_SIGNATURE = audit_signatures.insert()
 
 
 def init_chain(conn: sa.Connection, account_id: str) -> None:
@@ -105,7 +113,23 @@ def append(
             ],
         )
     conn.execute(_MOVE_HEAD, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
+    sign_record(conn, uow, seq, record_bytes)
     return {**record, "hash": record_hash}
+
+
+def sign_record(conn: sa.Connection, uow: UnitOfWork, seq: int, record_bytes: bytes) -> None:
+    """The signed log (kept apart from the chain above): sign the record's Merkle leaf hash, store
+    the signature, and sign a checkpoint when one is due. Nothing when signing is off."""
+    signer = signing.signer_for(uow.data_dir)
+    if signer is None:
+        return
+    leaf = merkle.leaf_hash(record_bytes)
+    key_name, signature = signer.sign_record(conn, uow.account_id, seq, leaf)
+    conn.execute(
+        _INSERT_SIGNATURE,
+        {"account_id": uow.account_id, "seq": seq, "key_name": key_name, "signature": signature},
+    )
+    checkpoint.after_append(conn, uow.account_id, seq, signer)
 
 
 def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> dict[str, Any]:

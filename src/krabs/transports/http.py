@@ -22,6 +22,7 @@ from krabs.contract.ids import new_id
 from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.engine.context import Principal
+from krabs.transports.audit_routes import audit_routes
 from krabs.transports.docs import render_docs
 from krabs.web import sessions
 from krabs.web.routes import web_routes
@@ -199,6 +200,7 @@ def create_app(engine: Engine) -> Starlette:
             Route("/v1/schema", schema, methods=["GET"]),
             Route("/v1/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
+            *audit_routes(engine),
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
             *web_routes(engine),  # the dashboard: pages and static files, a client of /v1

@@ -7,8 +7,8 @@ Create Date: 2026-11-23 15:00:00
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -17,8 +17,55 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Filled in by the signed-log work (issue 7)."""
+    op.create_table(
+        "audit_signing_keys",
+        sa.Column("name", sa.String(length=80), nullable=False),
+        sa.Column("public_key", sa.String(length=64), nullable=False),
+        sa.Column("active", sa.String(length=3), nullable=True),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.Column("retired_at", sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_audit_signing_keys")),
+        sa.UniqueConstraint("active", name=op.f("uq_audit_signing_keys_active")),
+    )
+    op.create_table(
+        "audit_account_keys",
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=80), nullable=False),
+        sa.Column("public_key", sa.String(length=64), nullable=False),
+        sa.Column("from_seq", sa.BigInteger(), nullable=False),
+        sa.Column("to_seq", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_audit_account_keys_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "name", name=op.f("pk_audit_account_keys")),
+    )
+    op.create_table(
+        "audit_signatures",
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("key_name", sa.String(length=80), nullable=False),
+        sa.Column("signature", sa.String(length=88), nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "seq", name=op.f("pk_audit_signatures")),
+    )
+    op.create_table(
+        "audit_checkpoints",
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("root", sa.String(length=64), nullable=False),
+        sa.Column("frontier", sa.Text(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_audit_checkpoints_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "size", name=op.f("pk_audit_checkpoints")),
+    )
 
 
 def downgrade() -> None:
-    """Filled in by the signed-log work (issue 7)."""
+    op.drop_table("audit_checkpoints")
+    op.drop_table("audit_signatures")
+    op.drop_table("audit_account_keys")
+    op.drop_table("audit_signing_keys")
