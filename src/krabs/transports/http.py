@@ -122,6 +122,7 @@ def render(outcome: Outcome, op: str, request_id: str) -> Response:
 
 
 def create_app(engine: Engine) -> Starlette:
+    from krabs.transports.http_runs import run_routes  # it imports this module's helpers
     from krabs.transports.mcp import McpEndpoint  # it imports this module's helpers
 
     limit = engine.settings.max_body_bytes
@@ -201,6 +202,7 @@ def create_app(engine: Engine) -> Starlette:
             Route("/v1/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             *audit_routes(engine),
+            *run_routes(engine),  # POST /v1/run, POST /v1/runs/{id}/input
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
             *web_routes(engine),  # the dashboard: pages and static files, a client of /v1

@@ -63,3 +63,14 @@ def _run_replay(setup: Setup) -> dict[str, Any]:
     contact = setup("contact.create", {"display_name": unique("Replayed ")})
     action = setup("action.list", {"target": contact["id"], "limit": 1})["data"][0]
     return {"id": action["run_id"], "limit": 20}
+
+
+@scenario("run.enqueue")
+def _run_enqueue(setup: Setup) -> dict[str, Any]:
+    return {"name": unique("queued "), "calls": [{"op": "contact.list", "args": {"limit": 1}}]}
+
+
+@scenario("job.get")
+def _job_get(setup: Setup) -> dict[str, Any]:
+    job = setup("run.enqueue", {"calls": [{"op": "tag.list", "args": {"limit": 1}}]})
+    return {"id": job["id"]}
