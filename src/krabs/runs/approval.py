@@ -19,6 +19,7 @@ from krabs.engine.steps import Next, fingerprint
 from krabs.engine.uow import utcnow
 from krabs.runs.events import append_event, take_pending
 from krabs.runs.hub import hub_for
+from krabs.runs.record import after_commit
 from krabs.store.db import Store
 from krabs.store.tables import approval_policies, approvals, runs
 
@@ -193,7 +194,8 @@ class ApprovalGate:
                 data={"approval_id": approval_id, "op": call.op.name, "reason": reason},
             )
             pending = take_pending(conn)
-        hub_for(self.store.engine).publish(pending)
+        hub = hub_for(self.store.engine)
+        after_commit(self.store, lambda: hub.publish(pending))
         return _required(approval_id, call.run_id, reason)
 
 
