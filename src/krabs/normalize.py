@@ -7,6 +7,7 @@ anything ambiguous is rejected with a message an agent can act on instead of bei
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -177,7 +178,9 @@ def _email(s: str) -> str:
     return info.normalized.lower()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _phone(s: str, default_region: str | None) -> str:
+    """E.164 form. Cached: parsing and validating costs ~100 µs, and bulk inputs repeat numbers."""
     region = None
     if default_region is not None:
         region = default_region.strip().upper() if isinstance(default_region, str) else ""

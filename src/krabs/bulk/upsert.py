@@ -12,6 +12,7 @@ and new rows go in through ``uow.insert_many``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -93,12 +94,16 @@ class Upserter:
         source: str,
         report: Report,
         track: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
         #: With ``track``: the contact each added record went to (matched one when skipped).
         self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
         self._pending: list[Record] = []
+        #: Called after each written batch with the number of records handled so far.
+        self.progress = progress
+        self._done = 0
 
     def fail(self, issues: list[Issue]) -> None:
         self.counts.failed += 1
@@ -128,6 +133,9 @@ class Upserter:
         for record in records:
             self._row(record, owners, targets, rows, primaries, tagged)
         self._write(list(targets.values()))
+        self._done += len(records)
+        if self.progress is not None:
+            self.progress(self._done)
 
     def _row(
         self,

@@ -28,19 +28,32 @@ TABLE_NOUNS = {
 }
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: Every 10-bit value as two Crockford characters: a 40-bit tail is four lookups.
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_TAIL_BITS = 40
+
+
 class IdBlock:
     """Consecutive ids for one table: ``prefix_`` + ULID(base + n). Sorted like any ULID ids (the
-    time part is the block's start), unique within the block, and owned by it as a range."""
+    time part is the block's start), unique within the block, and owned by it as a range. The
+    base's low 40 bits start below 2^39, so the first 18 characters never change and only the last
+    8 (exactly 40 bits) are encoded per id."""
 
     def __init__(self, table: str) -> None:
         self.prefix = PREFIXES[TABLE_NOUNS[table]] + "_"
-        self._base = int(ULID())
+        base = int(ULID())
+        low = base & ((1 << (_TAIL_BITS - 1)) - 1)
+        head = str(ULID.from_int(base - (base & ((1 << _TAIL_BITS) - 1))))[:-8]
+        self._head, self._low = self.prefix + head, low
         self._n = 0
         self.first = self._id(0)
         self.issued = ""
 
     def _id(self, n: int) -> str:
-        return self.prefix + str(ULID.from_int(self._base + n))
+        v = self._low + n
+        p = _PAIRS
+        return f"{self._head}{p[v >> 30]}{p[(v >> 20) & 1023]}{p[(v >> 10) & 1023]}{p[v & 1023]}"
 
     def next(self) -> str:
         value = self.issued = self._id(self._n)
