@@ -3,9 +3,10 @@ wire format and renders outcomes; every rule lives in the engine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ from krabs.contract.ids import new_id
 from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.engine.context import Principal
+from krabs.runs.lifecycle import sweeper
 from krabs.transports.audit_routes import audit_routes
 from krabs.transports.docs import render_docs
 from krabs.web import sessions
@@ -123,6 +125,7 @@ def render(outcome: Outcome, op: str, request_id: str) -> Response:
 
 def create_app(engine: Engine) -> Starlette:
     from krabs.transports.http_runs import run_routes  # it imports this module's helpers
+    from krabs.transports.http_streams import stream_routes  # likewise
     from krabs.transports.mcp import McpEndpoint  # it imports this module's helpers
 
     limit = engine.settings.max_body_bytes
@@ -203,13 +206,23 @@ def create_app(engine: Engine) -> Starlette:
             Route("/docs", docs, methods=["GET"]),
             *audit_routes(engine),
             *run_routes(engine),  # POST /v1/run, POST /v1/runs/{id}/input
+            *stream_routes(engine),  # GET /v1/runs[/{id}[/stream|/events|/spans]], run aliases
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
             *web_routes(engine),  # the dashboard: pages and static files, a client of /v1
         ],
         exception_handlers={HTTPException: http_error},
-        lifespan=lambda _app: mcp.lifespan(),
+        lifespan=lambda _app: lifespan(mcp.lifespan(), sweeper(engine.store)),
     )
+
+
+@contextlib.asynccontextmanager
+async def lifespan(*parts: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterator[None]:
+    """The app's lifespan: each part entered in order, left in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        for part in parts:
+            await stack.enter_async_context(part)
+        yield
 
 
 def _request_id(request: Request) -> str:
