@@ -86,9 +86,8 @@ async function plan(action, details, toggle) {
 async function apply(action, panel) {
   try {
     const done = await call('action.undo', { action_id: action.id }, { idempotencyKey: newKey() });
-    status(`Undone: restored ${done.restored.length} row(s) of ${action.op}`);
-    panel.replaceChildren(h('p', { class: 'ok', role: 'alert' }, `Undone (${done.restored.length} row(s) restored).`));
     await load(true);
+    status(`Undone: restored ${done.restored.length} row(s) of ${action.op}`);
   } catch (e) {
     panel.replaceChildren(h('p', { class: 'error', role: 'alert' }, `${e.code}: ${e.message}`));
   }

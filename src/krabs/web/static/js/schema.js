@@ -27,6 +27,14 @@ function argsTable(input) {
       h('td', {}, props[n].description || '')))));
 }
 
+function errorsTable(errors) {
+  const rows = errors.map((e) => (typeof e === 'string' ? { code: e } : e));
+  return h('table', { class: 'grid errors' },
+    h('thead', {}, h('tr', {}, ['Code', 'HTTP', 'Meaning'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, rows.map((e) => h('tr', {}, h('th', { scope: 'row' }, h('code', {}, e.code)),
+      h('td', {}, e.status ?? ''), h('td', {}, e.description || '')))));
+}
+
 function tryIt(name, op) {
   const id = `try-${name.replace(/\W/g, '-')}`;
   const example = op.examples?.[0]?.args ?? op.examples?.[0] ?? {};
@@ -60,7 +68,7 @@ function opCard(name, op) {
     h('summary', {}, h('code', {}, name), ' — ', op.summary, ' ', flags.map((f) => h('span', { class: 'badge' }, f))),
     h('div', { class: 'desc' }, (op.description || '').split('\n\n').map((p) => h('p', {}, p))),
     h('h3', {}, 'Arguments'), argsTable(op.input || {}),
-    h('h3', {}, 'Errors'), op.errors?.length ? h('ul', { class: 'chips' }, op.errors.map((e) => h('li', { class: 'chip' }, e))) : h('p', { class: 'muted' }, 'Only the common errors.'),
+    h('h3', {}, 'Errors'), errorsTable(op.errors || []),
     h('h3', {}, 'Try it'), tryIt(name, op));
 }
 

@@ -1,0 +1,327 @@
+"""The dashboard in a real browser: Playwright's Python package driving Debian's Chromium (headless)
+against a real ``krabs`` server on a loopback port.
+
+The browser scenarios run on SQLite only: the dashboard is a client of ``POST /v1/{op}`` and the run
+streams, whose storage behaviour the contract and runs tests already prove on both backends, and a
+browser session costs seconds per page on this 2-core machine. The session rules that touch storage
+(cookie, CSRF, sign-out) are checked without a browser on both backends in tests/test_web_sessions.py.
+
+Screenshots of every page land under the test's temporary output; the run page's is also copied to
+docs/run-page.png for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import LiveServer, make_store, ok
+from conftest import test_settings as settings_for
+from krabs.accounts import NewAccount, create_account
+from krabs.engine import CallRequest, Engine, Outcome
+from krabs.store.migrate import migrate
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+ROOT = Path(__file__).resolve().parent.parent
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise RuntimeError("CI=true but /usr/bin/chromium is missing (make test installs it)")
+    pytest.skip(
+        "Debian's chromium is not installed (make test installs it)", allow_module_level=True
+    )
+
+
+class Site:
+    """One SQLite store, engine and live server for the module, with an account and helpers."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.store, self.cleanup = make_store("sqlite", tmp)
+        migrate(self.store)
+        self.engine = Engine(self.store, settings_for(data_dir=tmp / "data"))
+        self.account: NewAccount = create_account(self.store, "Dashboard account")
+        self.server = LiveServer(self.engine)
+
+    def call(self, op: str, args: dict[str, Any] | None = None, **kw: Any) -> Outcome:
+        return self.engine.call(
+            CallRequest(op=op, args=args or {}, api_key=self.account.secret, transport="test", **kw)
+        )
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.server.url,
+            headers={"Authorization": f"Bearer {self.account.secret}"},
+            timeout=30,
+        )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    s = Site(tmp_path_factory.mktemp("dashboard"))
+    with s.server:
+        yield s
+    s.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def page(browser: Any, site: Site) -> Iterator[Any]:
+    """A fresh browser context signed in through the sign-in form."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(pg, site)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def sign_in(pg: Any, site: Site, key: str | None = None) -> None:
+    pg.goto(site.server.url + "/signin")
+    pg.get_by_label("API key").fill(key or site.account.secret)
+    pg.get_by_role("button", name="Sign in").click()
+
+
+def expect(locator: Any) -> Any:
+    return sync_api.expect(locator)
+
+
+# -- sign-in -------------------------------------------------------------------------------------
+
+
+def test_sign_in_sets_a_strict_httponly_cookie(browser: Any, site: Site, shots: Path) -> None:
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.goto(site.server.url + "/audit")
+    expect(pg).to_have_url(site.server.url + "/signin?next=/audit")
+    pg.screenshot(path=shots / "signin.png")
+    pg.get_by_label("API key").fill("krabs_sk_" + "x" * 32)
+    pg.get_by_role("button", name="Sign in").click()
+    expect(pg.get_by_role("alert")).to_contain_text("unknown API key")
+    assert not context.cookies()
+    pg.get_by_label("API key").fill(site.account.secret)
+    pg.get_by_role("button", name="Sign in").click()
+    expect(pg).to_have_url(site.server.url + "/audit")  # back where the visitor was going
+    (cookie,) = context.cookies()
+    assert cookie["name"] == "krabs_session"
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert site.account.secret not in cookie["value"]
+    # The page's script cannot read the cookie (HttpOnly) and never holds the key.
+    assert pg.evaluate("document.cookie") == ""
+    assert site.account.secret not in pg.content()
+    context.close()
+
+
+def test_sign_out_revokes_the_session(browser: Any, site: Site) -> None:
+    context = browser.new_context()
+    pg = context.new_page()
+    sign_in(pg, site)
+    expect(pg).to_have_url(site.server.url + "/runs")
+    (cookie,) = context.cookies()
+    csrf = pg.locator('meta[name="csrf-token"]').get_attribute("content")
+    pg.get_by_role("button", name="Sign out").click()
+    expect(pg).to_have_url(site.server.url + "/signin")
+    assert not context.cookies()
+    # The old cookie (replayed by hand, with its CSRF token) is refused: the row is revoked.
+    with httpx.Client(base_url=site.server.url, timeout=30) as raw:
+        raw.cookies.set("krabs_session", cookie["value"])
+        r = raw.post("/v1/contact.list", json={}, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+        assert raw.get("/audit").status_code == 303
+    context.close()
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def test_undo_a_delete_from_the_audit_page(page: Any, site: Site, shots: Path) -> None:
+    contact = ok(site.call("contact.create", {"display_name": "Grace Hopper"}))
+    ok(site.call("contact.delete", {"id": contact["id"]}))
+    page.goto(f"{site.server.url}/audit?target={contact['id']}")
+    row = page.locator("tr[data-op='contact.delete']")
+    expect(row).to_have_count(1)
+    page.screenshot(path=shots / "audit.png", full_page=True)
+    row.get_by_role("button", name="Undo…").click()
+    plan = page.locator("tr.details:not([hidden])")
+    expect(
+        plan.get_by_role("heading", name="Undo plan (dry run: nothing changed yet)")
+    ).to_be_visible()
+    expect(plan.locator("table.diff")).to_contain_text("deleted_at")
+    # The plan is a dry run: the contact is still deleted.
+    assert site.call("contact.get", {"id": contact["id"]}).error is not None
+    plan.get_by_role("button", name="Confirm undo").click()
+    expect(page.get_by_role("status")).to_contain_text("Undone: restored")
+    assert ok(site.call("contact.get", {"id": contact["id"]}))["display_name"] == "Grace Hopper"
+    expect(page.locator("tr[data-op='contact.delete']").get_by_text("undone")).to_be_visible()
+    expect(page.locator("tr[data-op='action.undo']")).to_have_count(1)
+
+
+def test_audit_details_show_the_before_and_after(page: Any, site: Site) -> None:
+    contact = ok(site.call("contact.create", {"display_name": "Before"}))
+    ok(site.call("contact.update", {"id": contact["id"], "display_name": "After"}))
+    page.goto(f"{site.server.url}/audit?op=contact.update&target={contact['id']}")
+    row = page.locator("tr[data-op='contact.update']")
+    row.get_by_role("button", name="Details").click()
+    expect(row.get_by_role("button", name="Details")).to_have_attribute("aria-expanded", "true")
+    diff = page.locator("table.diff")
+    expect(diff).to_contain_text("display_name")
+    expect(diff.locator("td.before")).to_contain_text(['"Before"'])
+    expect(diff.locator("td.after")).to_contain_text(['"After"'])
+    expect(page.locator("#verification")).not_to_contain_text("Loading")
+
+
+# -- contacts ------------------------------------------------------------------------------------
+
+
+def test_contact_search_and_page(page: Any, site: Site, shots: Path) -> None:
+    made = ok(
+        site.call(
+            "contact.create",
+            {
+                "display_name": "Ada Lovelace",
+                "company": "Analytical Engines",
+                "identities": [{"kind": "email", "value": "ada@engines.example"}],
+            },
+        )
+    )
+    ok(site.call("tag.create", {"name": "vip"}))
+    ok(site.call("tag.attach", {"tag": "vip", "target_id": made["id"]}))
+    ok(site.call("note.create", {"body": "Met at the conference", "contact_id": made["id"]}))
+    ok(site.call("task.create", {"title": "Send the notes", "contact_id": made["id"]}))
+    ok(
+        site.call(
+            "deal.create", {"title": "Engine order", "amount": 5000, "contact_id": made["id"]}
+        )
+    )
+    page.goto(site.server.url + "/contacts")
+    page.get_by_role("searchbox", name="Search").fill("Lovelace")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("#contacts tbody tr[data-id]")
+    expect(rows).to_have_count(1)
+    page.screenshot(path=shots / "contacts.png", full_page=True)
+    rows.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ada Lovelace")
+    expect(page.locator("#identities")).to_contain_text("ada@engines.example")
+    expect(page.locator("#tags")).to_contain_text("vip")
+    expect(page.locator("#notes")).to_contain_text("Met at the conference")
+    expect(page.locator("#tasks")).to_contain_text("Send the notes")
+    expect(page.locator("#deals")).to_contain_text("Engine order")
+    page.screenshot(path=shots / "contact.png", full_page=True)
+
+
+# -- finance -------------------------------------------------------------------------------------
+
+
+def _chart_state(page: Any, canvas: str) -> dict[str, Any]:
+    return dict(
+        page.evaluate(
+            """(id) => {
+            const canvas = document.getElementById(id);
+            const chart = window.Chart.getChart(canvas);
+            const values = chart.data.datasets.flatMap((d) => d.data).map(Math.abs);
+            const ctx = canvas.getContext('2d');
+            const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+            let coloured = 0;
+            for (let i = 0; i < px.length; i += 4) {
+              const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
+              if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured += 1;
+            }
+            return { total: values.reduce((a, b) => a + b, 0), coloured };
+        }""",
+            canvas,
+        )
+    )
+
+
+def test_finance_draws_charts_and_figures_open_their_rows(
+    page: Any, site: Site, shots: Path
+) -> None:
+    from test_finance import build
+
+    ids = build(site.call)
+    page.goto(site.server.url + "/finance")
+    page.get_by_label("From", exact=True).fill("2026-01-01")
+    page.get_by_label("To", exact=True).fill("2026-06-30")
+    page.get_by_role("button", name="Show figures").click()
+    expect(page.get_by_role("status")).to_contain_text("Figures for 2026-01-01 to 2026-06-30")
+    for canvas in ("mrr-chart", "funnel-chart", "expenses-chart", "channels-chart"):
+        state = _chart_state(page, canvas)
+        assert state["total"] > 0, canvas
+        assert state["coloured"] > 500, canvas  # bars were painted, not just axes
+    page.screenshot(path=shots / "finance.png", full_page=True)
+    # January's new MRR (D1, €100.00) links to the deal behind it.
+    page.get_by_role("button", name="new 2026-01: €100.00, show 1 row(s)").click()
+    rows = page.locator("#rows-body tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_have_attribute("data-id", ids["D1"])
+    # Spend on advertising (EUR) is three expenses.
+    page.get_by_role("button", name="spend advertising: €700.00, show 3 row(s)").click()
+    expect(page.locator("#rows-body tbody tr")).to_have_count(3)
+    shown = set(page.locator("#rows-body tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)"))
+    assert shown == {ids["X1"], ids["X2"], ids["X5"]}
+
+
+# -- schema --------------------------------------------------------------------------------------
+
+
+def test_schema_page_lists_every_operation_and_tries_with_dry_run(
+    page: Any, site: Site, shots: Path
+) -> None:
+    with site.http() as client:
+        operations = client.get("/v1/schema").json()["operations"]
+    page.goto(site.server.url + "/schema")
+    cards = page.locator("details.op")
+    expect(cards).to_have_count(len(operations))
+    page.get_by_role("searchbox", name="Find").fill("contact.create")
+    card = page.locator("details[data-name='contact.create']")
+    card.locator("summary").click()
+    expect(card.get_by_role("row", name="display_name")).to_be_visible()
+    expect(card.locator("table.errors").get_by_role("row", name="conflict 409")).to_be_visible()
+    dry = card.get_by_label("Dry run (show the plan, change nothing)")
+    expect(dry).to_be_checked()
+    card.get_by_label("Arguments (JSON)").fill('{"display_name": "Only a plan"}')
+    card.get_by_role("button", name="Call contact.create").click()
+    expect(card.locator(".result")).to_contain_text("Dry run: nothing was changed.")
+    expect(card.locator(".result")).to_contain_text('"dry_run": true')
+    page.screenshot(path=shots / "schema.png", full_page=True)
+    found = ok(site.call("contact.list", {"q": "Only a plan"}))
+    assert found["data"] == []
+    # Hostile input is shown as the contract's error, not a broken page.
+    card.get_by_label("Arguments (JSON)").fill('{"display_name": 5, "nope": 1}')
+    card.get_by_role("button", name="Call contact.create").click()
+    expect(card.locator(".result")).to_contain_text("invalid_argument")
+    card.get_by_label("Arguments (JSON)").fill("{not json")
+    card.get_by_role("button", name="Call contact.create").click()
+    expect(card.get_by_role("alert")).to_contain_text("Arguments are not JSON")
+
+
+def _copy_run_shot(source: Path) -> None:
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    shutil.copyfile(source, docs / "run-page.png")
