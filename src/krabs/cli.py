@@ -160,3 +160,6 @@ def mcp(toolsets: str | None) -> None:
 
 def main() -> None:
     cli()
+
+
+import krabs.audit.cli  # noqa: E402, F401  (adds `krabs audit verify` and `krabs audit rotate-key`)

@@ -158,6 +158,11 @@ class Signer:
                 self._ranges.clear()
             return self._key
 
+    def reload(self) -> None:
+        """Read the key file again on next use (after this process replaced it)."""
+        self._checked = 0.0
+        self._mtime = 0.0
+
     def bind(self, conn: sa.Connection) -> SigningKey:
         """Check (once per database) that this key is the deployment's active one, registering it
         when the database has none yet."""

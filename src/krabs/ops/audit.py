@@ -14,7 +14,12 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.models import Args, Out
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
-from krabs.store.tables import audit_account_keys, audit_checkpoints
+from krabs.store.tables import (
+    audit_account_keys,
+    audit_actions,
+    audit_checkpoints,
+    audit_signatures,
+)
 
 
 class CheckpointArgs(Args):
@@ -180,3 +185,49 @@ def proof(uow: UnitOfWork, args: ProofArgs) -> dict[str, Any]:
         return proofs.inclusion(uow.conn, uow.account_id, args.action, args.tree_size)
     assert args.from_size is not None
     return proofs.consistency(uow.conn, uow.account_id, args.from_size, args.to_size)
+
+
+class RecordsArgs(Args):
+    after_seq: int = Field(
+        0, ge=0, le=2**53, description="Records after this seq (0: from the first)."
+    )
+    limit: int = Field(100, ge=1, le=1000, description="Page size, 1-1000.")
+
+
+class RecordOut(Out):
+    seq: int
+    id: str
+    record: str = Field(description="The exact RFC 8785 bytes hashed into the leaf.")
+    payload_digest: str
+    key_name: str | None = Field(description="The key that signed it (null: before signing).")
+    signature: str | None = Field(description="Base64 Ed25519 signature of the leaf hash.")
+
+
+class RecordsOut(Out):
+    object: Literal["list"] = "list"
+    data: list[RecordOut]
+    has_more: bool
+
+
+@operation(
+    "audit.records",
+    summary="Page through the signed audit log in seq order: record bytes and signatures.",
+    input=RecordsArgs,
+    output=RecordsOut,
+    mutates=False,
+    added_in="1.1",
+    examples=(Example({"after_seq": 0, "limit": 1000}),),
+)
+def records(uow: UnitOfWork, args: RecordsArgs) -> dict[str, Any]:
+    """What `krabs audit verify --url` reads: pass the last `seq` you got as `after_seq` for the
+    next page. For arguments, results and row images use `action.get`."""
+    a, s = audit_actions, audit_signatures
+    rows = uow.execute(
+        sa.select(a.c.seq, a.c.id, a.c.record, a.c.payload_digest, s.c.key_name, s.c.signature)
+        .select_from(a.outerjoin(s, (s.c.account_id == a.c.account_id) & (s.c.seq == a.c.seq)))
+        .where(a.c.account_id == uow.account_id, a.c.seq > args.after_seq)
+        .order_by(a.c.seq)
+        .limit(args.limit + 1)
+    ).all()
+    data = [{**r._mapping, "seq": int(r.seq)} for r in rows[: args.limit]]
+    return {"object": "list", "data": data, "has_more": len(rows) > args.limit}

@@ -34,3 +34,9 @@ def _key(setup: Setup) -> dict[str, Any]:
 def _proof(setup: Setup) -> dict[str, Any]:
     action = _recorded(setup)
     return {"action": action["id"], "tree_size": action["seq"]}
+
+
+@scenario("audit.records")
+def _records(setup: Setup) -> dict[str, Any]:
+    action = _recorded(setup)
+    return {"after_seq": action["seq"] - 1, "limit": 1}
