@@ -143,3 +143,32 @@ def test_another_accounts_action_is_not_found(call, engine):
 def test_empty_log_has_no_checkpoint(call):
     err(call("audit.checkpoint", {}), "not_found")
     assert ok(call("audit.key", {}))["keys"] == []
+
+
+def test_checkpoint_every_n_records(call, monkeypatch):
+    from krabs.audit import checkpoint
+
+    monkeypatch.setattr(checkpoint, "EVERY_RECORDS", 3)
+    write(call, 7)
+    assert ok(call("audit.checkpoint", {}))["tree_size"] == 7  # sizes 1, 4 and 7
+    assert ok(call("audit.checkpoint", {"tree_size": 4}))["reason"] == "auto"
+    err(call("audit.checkpoint", {"tree_size": 3}), "not_found")
+
+
+def test_the_periodic_sweep_checkpoints_a_quiet_log(call, engine, account):
+    from krabs.audit.periodic import sweep
+    from krabs.store.tables import audit_checkpoints
+
+    write(call, 3)
+    assert ok(call("audit.checkpoint", {}))["tree_size"] == 1
+    assert account.account_id not in sweep(engine.store, engine.settings.data_dir)  # too recent
+    with engine.store.transaction() as conn:
+        t = audit_checkpoints
+        conn.execute(
+            t.update()
+            .where(t.c.account_id == account.account_id)
+            .values(created_at="2020-01-01T00:00:00.000000Z")
+        )
+    assert account.account_id in sweep(engine.store, engine.settings.data_dir)
+    cp = ok(call("audit.checkpoint", {}))
+    assert cp["tree_size"] == 3 and cp["reason"] == "time"

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from krabs import __version__
+from krabs.audit.periodic import audit_sweeper
 from krabs.auth import authenticate
 from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
@@ -212,7 +213,11 @@ def create_app(engine: Engine) -> Starlette:
             *web_routes(engine),  # the dashboard: pages and static files, a client of /v1
         ],
         exception_handlers={HTTPException: http_error},
-        lifespan=lambda _app: lifespan(mcp.lifespan(), sweeper(engine.store)),
+        lifespan=lambda _app: lifespan(
+            mcp.lifespan(),
+            sweeper(engine.store),
+            audit_sweeper(engine.store, engine.settings.data_dir),
+        ),
     )
 
 
