@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
@@ -59,8 +59,10 @@ def cursor(header: str | None, query: str | None, name: str) -> int:
 
 @dataclass(frozen=True)
 class StreamOptions:
-    keepalive: float = KEEPALIVE_SECONDS
-    queue_size: int = QUEUE_SIZE
+    """Per-stream knobs; the defaults are read when a stream starts (tests shorten them)."""
+
+    keepalive: float = field(default_factory=lambda: KEEPALIVE_SECONDS)
+    queue_size: int = field(default_factory=lambda: QUEUE_SIZE)
 
 
 def _opening() -> str:
@@ -80,10 +82,11 @@ async def run_stream(
     account_id: str,
     run_id: str,
     after_seq: int,
-    options: StreamOptions = StreamOptions(),
+    options: StreamOptions | None = None,
 ) -> AsyncIterator[str]:
     """One run's events after ``after_seq``: history, then live; ends after a finished run's last
     event. The caller has checked the run is the account's."""
+    options = options or StreamOptions()
     hub: Hub = hub_for(db)
     await hub.ensure_listening()
     with hub.subscribe(account_id, run_id, maxsize=options.queue_size) as sub:
@@ -156,10 +159,11 @@ async def firehose(
     account_id: str,
     after_id: int | None,
     filters: Filters,
-    options: StreamOptions = StreamOptions(),
+    options: StreamOptions | None = None,
 ) -> AsyncIterator[str]:
     """Every run's events of the account: those after global id ``after_id`` (if given), then live.
     Never ends by itself."""
+    options = options or StreamOptions()
     hub = hub_for(db)
     await hub.ensure_listening()
     with hub.subscribe(account_id, maxsize=options.queue_size) as sub:

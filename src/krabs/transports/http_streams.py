@@ -153,9 +153,7 @@ def stream_routes(
                 "not_found", f"no run with id {run_id[:80]!r} in this account", param="id"
             )
             return error_response(err, op=None, request_id=rid)
-        events = sse.run_stream(
-            db, principal.account_id, run_id, after, options or sse.StreamOptions()
-        )
+        events = sse.run_stream(db, principal.account_id, run_id, after, options)
         return StreamingResponse(
             events,
             media_type="text/event-stream",
@@ -183,7 +181,7 @@ def stream_routes(
             principal.account_id,
             after,
             filters,
-            options or sse.StreamOptions(),
+            options,
         )
         return StreamingResponse(
             events, media_type="text/event-stream", headers={**sse.HEADERS, "X-Request-Id": rid}
