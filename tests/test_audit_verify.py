@@ -244,3 +244,31 @@ def test_rotation_keeps_the_log_verifiable(private_engine, tmp_path):
         new_key["from_seq"], old_key["to_seq"] = 2, 1
         with pytest.raises(Tampered, match="without a rotation record"):
             verify_log(data, workers=1)
+
+
+def test_cli_verifies_a_live_server_and_pins_its_vkey(call, engine, account, live, tmp_path):
+    for i in range(3):
+        ok(call("contact.create", {"display_name": f"Remote {i}"}))
+    vkey = ok(call("audit.key", {}))["active"]["vkey"]
+    runner = CliRunner()
+    remote = runner.invoke(
+        cli, ["audit", "verify", "--url", live.url, "--api-key", account.secret, "--key", vkey]
+    )
+    assert remote.exit_code == 0, remote.output
+    assert "3 records" in remote.output
+    path = export(call, engine, account)
+    other = SigningKey.generate()
+    wrong = runner.invoke(
+        cli,
+        [
+            "audit",
+            "verify",
+            "--export",
+            str(path),
+            "--key",
+            base64.b64encode(other.public).decode(),
+        ],
+    )
+    assert wrong.exit_code == 3 and "pinned" in wrong.output
+    bad = runner.invoke(cli, ["audit", "verify", "--export", str(path), "--key", "not a key!"])
+    assert bad.exit_code == 2

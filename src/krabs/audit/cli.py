@@ -23,7 +23,13 @@ def _pins(values: tuple[str, ...]) -> list[bytes]:
     """Public keys from ``--key``: a note verifier key (name+hash+base64) or plain base64."""
     out = []
     for value in values:
-        text = value.rsplit("+", 1)[-1]
+        parts = value.split("+", 2)
+        is_vkey = (
+            len(parts) == 3
+            and len(parts[1]) == 8
+            and all(c in "0123456789abcdef" for c in parts[1])
+        )
+        text = parts[2] if is_vkey else value
         try:
             raw = base64.b64decode(text, validate=True)
         except ValueError:
