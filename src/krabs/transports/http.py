@@ -25,6 +25,7 @@ from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.engine.context import Principal
 from krabs.runs.lifecycle import sweeper
+from krabs.transports import http_bulk
 from krabs.transports.audit_routes import audit_routes
 from krabs.transports.docs import render_docs
 from krabs.web import sessions
@@ -144,11 +145,23 @@ def create_app(engine: Engine) -> Starlette:
         request_id = _request_id(request)
         try:
             api_key, principal = await caller(request, engine)
-            args = await read_json_object(request, limit)
+            if request.method == "GET":
+                args = http_bulk.query_args(request, engine, op)
+            elif http_bulk.is_bulk_body(request):  # a file: CSV, vCard, raw email
+                args, principal = await http_bulk.read_bulk(request, engine, op, api_key, principal)
+            else:
+                args = await read_json_object(request, limit)
         except KrabsError as exc:
             return error_response(exc, op=op, request_id=request_id)
         except Body as bad:
             return error_response(bad.error, op=op, request_id=request_id)
+        if http_bulk.wants_csv_export(request, op):
+            streamed = await http_bulk.export_response(
+                engine, args, api_key, principal, request_id, request.headers.get("x-krabs-run")
+            )
+            if isinstance(streamed, KrabsError):
+                return error_response(streamed, op=op, request_id=request_id)
+            return streamed
         call = CallRequest(
             op=op,
             args=args,
@@ -208,6 +221,7 @@ def create_app(engine: Engine) -> Starlette:
             *audit_routes(engine),
             *run_routes(engine),  # POST /v1/run, POST /v1/runs/{id}/input
             *stream_routes(engine),  # GET /v1/runs[/{id}[/stream|/events|/spans]], run aliases
+            http_bulk.export_route(call_operation),  # GET /v1/contact.export_csv, streamed
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
             *web_routes(engine),  # the dashboard: pages and static files, a client of /v1
