@@ -12,8 +12,11 @@ docs/run-page.png for the README.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -321,7 +324,219 @@ def test_schema_page_lists_every_operation_and_tries_with_dry_run(
     expect(card.get_by_role("alert")).to_contain_text("Arguments are not JSON")
 
 
-def _copy_run_shot(source: Path) -> None:
+# -- runs ----------------------------------------------------------------------------------------
+
+
+class Proxy:
+    """A loopback TCP proxy in front of the server that can cut every connection (what a flaky
+    network or a restarted load balancer does to a stream) and refuse new ones for a while."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        self.requests: list[bytes] = []
+        self.open = True
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if record:
+                    with self.lock:
+                        self.requests.append(chunk)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones until ``resume``."""
+        self.open = False
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def resume(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def _post(site: Site, op: str, args: dict[str, Any], **headers: str) -> httpx.Response:
+    with site.http() as client:
+        return client.post(f"/v1/{op}", json=args, headers=headers)
+
+
+def _run(site: Site, name: str) -> str:
+    return str(ok(site.call("run.create", {"name": name}))["id"])
+
+
+def _seqs(page: Any) -> list[int]:
+    cells = page.locator("#timeline tbody tr[data-seq]").evaluate_all(
+        "rows => rows.map(r => Number(r.dataset.seq))"
+    )
+    return [int(c) for c in cells]
+
+
+def test_a_call_appears_on_the_open_run_page_live(page: Any, site: Site, shots: Path) -> None:
+    run_id = _run(site, "live-demo")
+    page.goto(f"{site.server.url}/runs/{run_id}")
+    expect(page.locator("#live-text")).to_have_text("Live")
+    made = _post(site, "contact.create", {"display_name": "Live one"}, **{"X-Krabs-Run": run_id})
+    assert made.status_code == 200
+    row = page.locator("#timeline tr[data-type='tool_call']").filter(has_text="contact.create")
+    expect(row).to_be_visible(timeout=2000)  # pushed over SSE, no reload
+    expect(row).to_contain_text("✓")
+    _post(site, "contact.get", {"id": "ct_" + "0" * 26}, **{"X-Krabs-Run": run_id})
+    failed_row = page.locator("#timeline tr[data-type='tool_call']").filter(has_text="contact.get")
+    expect(failed_row).to_contain_text("✕ not_found", timeout=2000)
+    spans = {"node_name": "plan", "span_kind": "LLM", "model": "small", "latency_ms": 40.0}
+    ok(site.call("run.add_spans", {"run_id": run_id, "spans": [spans]}))
+    expect(page.locator("#timeline tr[data-type='span']")).to_contain_text("plan")
+    # Details expand to the arguments, the result and the write's diff.
+    row.get_by_role("button", name="Details").click()
+    detail = page.locator("#timeline tr.details:not([hidden])")
+    expect(detail).to_contain_text('"display_name": "Live one"')
+    expect(detail.locator("table.diff")).to_contain_text("display_name")
+    expect(page.locator("#summary")).to_contain_text("Calls")
+    page.screenshot(path=shots / "run.png", full_page=True)
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
-    shutil.copyfile(source, docs / "run-page.png")
+    shutil.copyfile(shots / "run.png", docs / "run-page.png")
+
+
+def test_the_run_page_resumes_after_a_dropped_connection(browser: Any, site: Site) -> None:
+    proxy = Proxy(site.server.port)
+    context = browser.new_context()
+    pg = context.new_page()
+    try:
+        pg.goto(proxy.url + "/signin")
+        pg.get_by_label("API key").fill(site.account.secret)
+        pg.get_by_role("button", name="Sign in").click()
+        run_id = _run(site, "flaky-network")
+        pg.goto(f"{proxy.url}/runs/{run_id}")
+        expect(pg.locator("#live-text")).to_have_text("Live")
+        _post(site, "contact.create", {"display_name": "Before the cut"}, **{"X-Krabs-Run": run_id})
+        expect(pg.locator("#timeline tr[data-type='tool_call']")).to_have_count(1)
+        seen_before = max(_seqs(pg))
+        proxy.cut()
+        expect(pg.locator("#live-text")).to_have_text("Reconnecting…")
+        for n in range(3):  # these land while the page is cut off
+            _post(
+                site, "contact.create", {"display_name": f"During {n}"}, **{"X-Krabs-Run": run_id}
+            )
+        proxy.resume()
+        expect(pg.locator("#live-text")).to_have_text("Live", timeout=15000)
+        _post(site, "contact.create", {"display_name": "After"}, **{"X-Krabs-Run": run_id})
+        expect(pg.locator("#timeline tr[data-type='tool_call']")).to_have_count(5)
+        seqs = _seqs(pg)
+        assert seqs == list(range(1, len(seqs) + 1))  # no gap, no duplicate, in order
+        last = ok(site.call("run.get", {"id": run_id}))["last_seq"]
+        assert seqs[-1] == last
+        # EventSource resumed where it was: its reconnect carried Last-Event-ID.
+        sent = b"".join(proxy.requests).decode("latin-1").lower()
+        assert f"last-event-id: {seen_before}" in sent
+    finally:
+        context.close()
+        proxy.close()
+
+
+def test_approve_a_waiting_call_then_the_retry_succeeds(page: Any, site: Site) -> None:
+    contact = ok(site.call("contact.create", {"display_name": "Needs approval"}))
+    run_id = _run(site, "gated")
+    ok(site.call("approval_policy.set", {"rules": [{"op": "contact.delete"}]}))
+    try:
+        headers = {"X-Krabs-Run": run_id, "Idempotency-Key": "gated-delete-1"}
+        first = _post(site, "contact.delete", {"id": contact["id"]}, **headers)
+        assert first.status_code == 202, first.text
+        assert first.json()["error"]["code"] == "approval_required"
+        page.goto(f"{site.server.url}/runs/{run_id}")
+        expect(page.locator("#run-status")).to_have_text("waiting for input")
+        approval = page.locator("#approvals li.approval")
+        expect(approval).to_contain_text("contact.delete")
+        approval.get_by_role("button", name="Approve contact.delete").click()
+        expect(page.get_by_role("status")).to_contain_text("Approved contact.delete")
+        expect(page.locator("#approvals-card")).to_be_hidden()
+        retry = _post(site, "contact.delete", {"id": contact["id"]}, **headers)
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["deleted"] is True
+        assert site.call("contact.get", {"id": contact["id"]}).error is not None
+        # The retry shows up live on the page.
+        done = page.locator("#timeline tr[data-type='tool_call']").filter(has_text="contact.delete")
+        expect(done.filter(has_text="✓")).to_have_count(1)
+    finally:
+        ok(site.call("approval_policy.set", {"rules": []}))
+
+
+def test_reject_cancel_and_replay_from_the_run_page(page: Any, site: Site) -> None:
+    keep = ok(site.call("contact.create", {"display_name": "Keep me"}))
+    run_id = _run(site, "to-cancel")
+    ok(site.call("approval_policy.set", {"rules": [{"op": "contact.delete"}]}))
+    try:
+        headers = {"X-Krabs-Run": run_id, "Idempotency-Key": "gated-delete-2"}
+        _post(
+            site, "contact.update", {"id": keep["id"], "company": "Acme"}, **{"X-Krabs-Run": run_id}
+        )
+        assert _post(site, "contact.delete", {"id": keep["id"]}, **headers).status_code == 202
+        page.goto(f"{site.server.url}/runs/{run_id}")
+        page.get_by_role("button", name="Reject contact.delete").click()
+        expect(page.get_by_role("status")).to_contain_text("Rejected contact.delete")
+        retry = _post(site, "contact.delete", {"id": keep["id"]}, **headers)
+        assert retry.json()["error"]["code"] == "approval_rejected"
+        assert ok(site.call("contact.get", {"id": keep["id"]}))["company"] == "Acme"
+    finally:
+        ok(site.call("approval_policy.set", {"rules": []}))
+    before = ok(site.call("contact.get", {"id": keep["id"]}))
+    page.get_by_role("button", name="Dry-run replay").click()
+    replay = page.locator("#replay")
+    expect(replay).to_contain_text("Nothing was changed.")
+    expect(replay.locator("tr[data-seq]").filter(has_text="contact.update")).to_have_count(1)
+    assert ok(site.call("contact.get", {"id": keep["id"]})) == before
+    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("button", name="Yes, cancel this run").click()
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    expect(page.locator("#timeline tr[data-type='run.cancelled']")).to_have_count(1)
+    refused = _post(site, "contact.list", {}, **{"X-Krabs-Run": run_id})
+    assert refused.json()["error"]["code"] == "run_cancelled"
+
+
+def test_the_runs_list_updates_live(page: Any, site: Site, shots: Path) -> None:
+    page.goto(site.server.url + "/runs")
+    expect(page.locator("#live-text")).to_have_text("Live")
+    run_id = _run(site, "appears-live")
+    row = page.locator(f"#runs tr[data-id='{run_id}']")
+    expect(row).to_be_visible(timeout=5000)
+    for n in range(2):
+        _post(site, "contact.create", {"display_name": f"Listed {n}"}, **{"X-Krabs-Run": run_id})
+    _post(site, "contact.get", {"id": "ct_" + "1" * 26}, **{"X-Krabs-Run": run_id})
+    expect(row.locator("td[data-k='calls']")).to_have_text("3")
+    expect(row.locator("td[data-k='errors']")).to_have_text("1")
+    expect(row).to_contain_text("appears-live")
+    page.screenshot(path=shots / "runs.png", full_page=True)
