@@ -47,7 +47,10 @@ class Subscription:
             try:
                 self.queue.put_nowait(event)
             except asyncio.QueueFull:
+                # Cut off: no more events for it (writers never wait on a reader), and its stream
+                # ends at the marker so its client resumes from the last id it got.
                 self.overflowed = True
+                self.hub._remove(self)
                 while not self.queue.empty():
                     self.queue.get_nowait()
                 self.queue.put_nowait(OVERFLOW)
