@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -133,3 +134,65 @@ def test_missing_and_foreign_runs_are_not_found(
     err(call("run.replay", {"id": "run_01HG7Z4X9Q8M2N7P3R5T6V8W"}), "not_found")
     other = create_account(engine.store, "other")
     err(call("run.replay", {"id": recorded["run"]}, key=other.secret), "not_found")
+
+
+# -- krabs runs replay ------------------------------------------------------------------------------
+
+
+def _cli(live: Any, account: Any, *argv: str) -> Any:
+    from click.testing import CliRunner
+
+    from krabs.cli import cli
+
+    env = {"KRABS_URL": live.url, "KRABS_API_KEY": account.secret, "KRABS_RUN_ID": None}
+    return CliRunner().invoke(cli, ["runs", "replay", *argv], env=env)
+
+
+def test_cli_dry_run_exit_codes_and_json_lines(
+    call: Caller, engine: Engine, account: Any, live: Any
+) -> None:
+    run_id = _run(engine, account)
+    tag = ok(call("tag.create", {"name": "stable"}, run=run_id))
+    ok(call("tag.list", {"limit": 5}, run=run_id))
+    before = snapshot(engine.store)
+    same = _cli(live, account, run_id, "--dry-run")
+    # tag.create would now conflict with the tag it made: a difference, exit 2.
+    assert same.exit_code == 2, same.stdout + same.stderr
+    assert "tag.create" in same.stdout and "would_fail" in same.stdout
+    lines = [
+        json.loads(x)
+        for x in _cli(live, account, run_id, "--dry-run", "--json").stdout.splitlines()
+    ]
+    assert [x.get("status") for x in lines[:-1]] == ["would_fail", "same"]
+    assert lines[-1]["summary"]["would_fail"] == 1
+    after = snapshot(engine.store)
+    assert {t for t in before if before[t] != after[t]} <= {"run_events", "runs", "api_keys"}
+    ok(call("tag.delete", {"id": tag["id"]}))
+    reads_only = _run(engine, account, "reads")
+    ok(call("tag.list", {"limit": 5}, run=reads_only))
+    clean = _cli(live, account, reads_only, "--dry-run")
+    assert clean.exit_code == 0, clean.stdout
+    missing = _cli(live, account, "run_01HG7Z4X9Q8M2N7P3R5T6V8W", "--dry-run")
+    assert missing.exit_code == 1 and "not_found" in missing.stderr
+
+
+def test_cli_real_replay_is_a_new_run_and_safe_to_retry(
+    call: Caller, engine: Engine, account: Any, live: Any
+) -> None:
+    run_id = _run(engine, account)
+    made = ok(call("tag.create", {"name": "again"}, run=run_id))
+    ok(call("tag.delete", {"id": made["id"]}, run=run_id))
+    first = _cli(live, account, run_id, "--json")
+    assert first.exit_code == 0, first.stdout + first.stderr
+    items = [json.loads(x) for x in first.stdout.splitlines()]
+    summary = items.pop()["summary"]
+    assert summary["executed"] == 2 and summary["run_id"] != run_id
+    assert items[0]["result"]["name"] == "again" and items[0]["result"]["id"] != made["id"]
+    # Running the same replay again applies nothing twice: each call replays its stored answer.
+    second = [json.loads(x) for x in _cli(live, account, run_id, "--json").stdout.splitlines()]
+    assert second[0]["result"]["id"] == items[0]["result"]["id"]
+    tags = ok(call("tag.list", {"limit": 100}))["data"]
+    assert [t["name"] for t in tags].count("again") == 0
+    events = ok(call("run.list_events", {"run_id": summary["run_id"], "type": "tool_call"}))
+    assert [e["op"] for e in events["data"]][:2] == ["tag.create", "tag.delete"]
+    assert all(e["data"]["replayed"] for e in events["data"][2:])  # the retry wrote nothing

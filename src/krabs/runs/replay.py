@@ -268,3 +268,37 @@ def execute(
             "status": status,
             **{k: v for k, v in reply.items() if k != "ok"},
         }
+
+
+def learn_ids(original: Any, replayed: Any, mapping: dict[str, str]) -> None:
+    """Note which id a replayed call made in place of each id the original call made (same place in
+    the same result shape), so later calls that used the old id use the new one."""
+    if isinstance(original, dict) and isinstance(replayed, dict):
+        for key, value in original.items():
+            if key in replayed:
+                learn_ids(value, replayed[key], mapping)
+    elif isinstance(original, list) and isinstance(replayed, list):
+        for a, b in zip(original, replayed, strict=False):
+            learn_ids(a, b, mapping)
+    elif (
+        isinstance(original, str)
+        and isinstance(replayed, str)
+        and original != replayed
+        and _ID.match(original)
+        and _ID.match(replayed)
+        and original.split("_", 1)[0] == replayed.split("_", 1)[0]
+    ):
+        mapping.setdefault(original, replayed)
+
+
+def remap(value: Any, mapping: dict[str, str]) -> Any:
+    """``value`` with every id the replay has replaced swapped for its replacement."""
+    if not mapping:
+        return value
+    if isinstance(value, dict):
+        return {k: remap(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [remap(v, mapping) for v in value]
+    if isinstance(value, str):
+        return mapping.get(value, value)
+    return value

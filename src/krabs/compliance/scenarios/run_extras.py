@@ -74,3 +74,9 @@ def _run_enqueue(setup: Setup) -> dict[str, Any]:
 def _job_get(setup: Setup) -> dict[str, Any]:
     job = setup("run.enqueue", {"calls": [{"op": "tag.list", "args": {"limit": 1}}]})
     return {"id": job["id"]}
+
+
+@scenario("run.list_events")
+def _run_list_events(setup: Setup) -> dict[str, Any]:
+    run = setup("run.create", {"name": unique("events ")})
+    return {"run_id": run["id"], "limit": 10}
