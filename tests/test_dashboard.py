@@ -238,6 +238,50 @@ def test_contact_search_and_page(page: Any, site: Site, shots: Path) -> None:
     page.screenshot(path=shots / "contact.png", full_page=True)
 
 
+def test_hostile_text_is_shown_as_text(page: Any, site: Site) -> None:
+    evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    made = ok(site.call("contact.create", {"display_name": evil, "company": "</td><b>x"}))
+    ok(site.call("note.create", {"body": evil, "contact_id": made["id"]}))
+    page.goto(f"{site.server.url}/contacts/{made['id']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(evil)
+    expect(page.locator("#notes")).to_contain_text(evil)
+    page.goto(f"{site.server.url}/contacts?q=pwned")
+    expect(page.locator("#contacts tbody tr[data-id]")).to_have_count(1)
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#contacts img").count() == 0
+
+
+@pytest.mark.parametrize("path", ["/runs", "/audit", "/contacts", "/finance", "/schema"])
+def test_pages_are_labelled_and_keyboard_usable(page: Any, site: Site, path: str) -> None:
+    page.goto(site.server.url + path)
+    expect(page.get_by_role("status")).not_to_be_empty()
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+            .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+            .map((el) => el.outerHTML.slice(0, 80))"""
+    )
+    assert unlabelled == []
+    assert page.locator("h1").count() == 1
+    assert page.locator("main#main").count() == 1
+    # The first Tab reaches the skip link, which moves focus to the content.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    nav = page.get_by_role("navigation", name="Sections")
+    expect(nav.locator("a[aria-current='page']")).to_have_attribute("href", path)
+
+
+def test_audit_details_open_from_the_keyboard(page: Any, site: Site) -> None:
+    ok(site.call("tag.create", {"name": "keyboard"}))
+    page.goto(f"{site.server.url}/audit?op=tag.create")
+    button = page.locator("tr[data-op='tag.create']").first.get_by_role("button", name="Details")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(button).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("tr.details:not([hidden]) table.diff")).to_contain_text("keyboard")
+
+
 # -- finance -------------------------------------------------------------------------------------
 
 

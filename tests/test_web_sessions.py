@@ -176,3 +176,20 @@ def test_bearer_still_wins_and_pages_carry_security_headers(
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
     assert browser_like.get("/static/vendor/chart.umd.min.js").status_code == 200
+
+
+def test_an_expired_session_is_refused(
+    browser_like: httpx.Client, account: NewAccount, engine: Engine
+) -> None:
+    sign_in(browser_like, account.secret)
+    token = csrf_of(browser_like)
+    secret = browser_like.cookies["krabs_session"]
+    with engine.store.transaction() as conn:
+        conn.execute(
+            web_sessions.update()
+            .where(web_sessions.c.id == _digest(secret))
+            .values(expires_at="2000-01-01T00:00:00.000000Z")
+        )
+    r = browser_like.post("/v1/contact.list", json={}, headers={"X-CSRF-Token": token})
+    assert r.status_code == 401
+    assert browser_like.get("/contacts").status_code == 303

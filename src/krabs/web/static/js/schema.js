@@ -77,7 +77,7 @@ schema().then((contract) => {
   const names = Object.keys(contract.operations).sort();
   box.replaceChildren(...names.map((n) => opCard(n, contract.operations[n])));
   if (location.hash) document.getElementById(location.hash.slice(1))?.setAttribute('open', '');
-  status('');
+  status(`${names.length} operations`);
 }).catch(failed);
 
 find.addEventListener('input', () => {
