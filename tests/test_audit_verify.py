@@ -272,3 +272,16 @@ def test_cli_verifies_a_live_server_and_pins_its_vkey(call, engine, account, liv
     assert wrong.exit_code == 3 and "pinned" in wrong.output
     bad = runner.invoke(cli, ["audit", "verify", "--export", str(path), "--key", "not a key!"])
     assert bad.exit_code == 2
+
+
+def test_worker_processes_give_the_same_verdicts(call, engine, account, tmp_path, monkeypatch):
+    from krabs.audit import verify
+
+    monkeypatch.setattr(verify, "BATCH", 2)
+    path = export(call, engine, account)
+    assert verify_log(from_export(path), workers=2).signed == 6
+    manifest, tables = load(path)
+    swap_signature(tables)
+    with pytest.raises(Tampered) as caught:
+        verify_log(from_export(save(manifest, tables, tmp_path / "bad.zip")), workers=2)
+    assert caught.value.seq == 3

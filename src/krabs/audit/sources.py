@@ -65,12 +65,17 @@ def from_database(conn: sa.Connection, account_id: str) -> LogData:
         q = sa.select(*(cols or (table,))).where(table.c.account_id == account_id)
         return _stream(conn, q)
 
-    a = audit_actions
+    a, s = audit_actions, audit_signatures
     erased = metadata.tables.get(ERASED)
+    signed = (
+        sa.select(a.c.seq, a.c.id, a.c.record, a.c.payload_digest, s.c.key_name, s.c.signature)
+        .select_from(a.outerjoin(s, (s.c.account_id == a.c.account_id) & (s.c.seq == a.c.seq)))
+        .where(a.c.account_id == account_id)
+    )
     return LogData(
         account_id=account_id,
-        actions=rows(a, a.c.seq, a.c.id, a.c.record, a.c.payload_digest),
-        signatures=rows(audit_signatures),
+        actions=_stream(conn, signed),
+        signatures=(),
         keys=list(rows(audit_account_keys)),
         checkpoints=list(rows(audit_checkpoints)),
         payloads=rows(audit_payloads),
@@ -109,7 +114,7 @@ def from_server(url: str, api_key: str) -> LogData:
     return LogData(
         account_id=str(account),
         actions=records,
-        signatures=[r for r in records if r.get("signature")],
+        signatures=(),
         keys=[{**k, "public_key": k["public_key"]} for k in keys["keys"]],
         checkpoints=[{"size": latest["tree_size"], "note": latest["note"], "root": None}]
         if latest

@@ -11,24 +11,25 @@ Signature checks run on every core: they are most of the cost."""
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
-import json
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from hashlib import sha256
-from typing import Any
+from typing import Any, TypeVar
 
 from krabs.audit import merkle
 from krabs.audit.canonical import digest
 from krabs.audit.checkpoint import NoteError, verify_note
-from krabs.audit.signing import verify as verify_signature
+from krabs.audit.verify_work import ROTATION_OP as ROTATION_OP
+from krabs.audit.verify_work import Context, Entry, check_batch, check_payloads
 
-GENESIS = "0" * 64
-ROTATION_OP = "audit.key_rotated"
-#: Signatures per task handed to a worker process.
-CHUNK = 20_000
+GENESIS = bytes(32)
+#: Rows per task handed to a worker process.
+BATCH = 10_000
+T = TypeVar("T")
 
 
 class Tampered(Exception):
@@ -60,6 +61,7 @@ class LogData:
     keys: list[dict[str, Any]]
     checkpoints: list[dict[str, Any]]
     #: Payload rows (digest, body), or None when the source cannot give them (a remote server).
+    #: Action rows may carry their ``key_name`` and ``signature`` (then ``signatures`` is empty).
     payloads: Iterable[dict[str, Any]] | None = None
     #: Erased payloads: digest -> seq of the erasure record.
     erased: dict[str, int] = field(default_factory=dict)
@@ -102,18 +104,67 @@ def _ranges(rows: list[dict[str, Any]]) -> list[KeyRange]:
     return out
 
 
-def _check_chunk(args: tuple[bytes, bytes, bytes, list[bytes], int]) -> list[int]:
-    """Worker: indexes (within the chunk) of signatures that do not verify."""
-    leaves, sigs, key_idx, publics, n = args
-    bad = []
-    for i in range(n):
-        pub = publics[key_idx[i]]
-        if not verify_signature(pub, sigs[i * 64 : i * 64 + 64], leaves[i * 32 : i * 32 + 32]):
-            bad.append(i)
-    return bad
+def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 
-Leaf = tuple[bytes, str, str, dict[str, Any]]
+def _run(fn: Callable[[list[Any]], T], rows: Iterable[Any], workers: int) -> Iterator[T]:
+    """``fn`` over batches of ``rows``: in this process for one batch (or one worker), else on a
+    pool of ``workers`` processes with a bounded number of batches in flight."""
+    batches = _batches(rows, BATCH)
+    first = next(batches, None)
+    if first is None:
+        return
+    if workers <= 1 or len(first) < BATCH:
+        yield fn(first)
+        for batch in batches:
+            yield fn(batch)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[T]] = deque([pool.submit(fn, first)])
+        for batch in batches:
+            pending.append(pool.submit(fn, batch))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+class _Log:
+    """Per-seq results in flat arrays (32 bytes a field): a million records fit in ~130 MB."""
+
+    def __init__(self) -> None:
+        self.leaves, self.own, self.prev, self.payload = (bytearray() for _ in range(4))
+        self.present = bytearray()
+        self.rotations: dict[int, str | None] = {}
+        self.n = 0
+
+    def put(self, e: Entry) -> bool:
+        seq = e[0]
+        if seq < 1:
+            return False
+        if seq > len(self.present):
+            grow = max(seq, 2 * len(self.present)) - len(self.present)
+            self.present += bytes(grow)
+            for arr in (self.leaves, self.own, self.prev, self.payload):
+                arr += bytes(32 * grow)
+        if self.present[seq - 1]:
+            return False
+        self.present[seq - 1] = 1
+        at = 32 * (seq - 1)
+        self.leaves[at : at + 32] = e[1]
+        self.own[at : at + 32] = e[2]
+        self.prev[at : at + 32] = e[3]
+        self.payload[at : at + 32] = e[4]
+        if e[5] is not None:
+            self.rotations[seq] = e[5]
+        self.n = max(self.n, seq)
+        return True
+
+    def leaf(self, seq: int) -> bytes:
+        return bytes(self.leaves[32 * (seq - 1) : 32 * seq])
 
 
 def verify_log(
@@ -135,17 +186,33 @@ def verify_log(
         if not ranges or ranges[0].public not in pinned:
             raise Tampered(0, "the log's first signing key is not the pinned key")
         report.pinned = True
+    procs = workers if workers is not None else (os.cpu_count() or 1)
+    ctx = Context(
+        data.account_id, tuple((k.name, k.public, k.from_seq, k.to_seq) for k in ranges), run_id
+    )
     errors: list[Tampered] = []
-    by_seq = _parse(data, errors)
-    n = max(by_seq, default=0)
-    report.records = n
-    gaps = [seq for seq in range(1, n + 1) if seq not in by_seq]
-    errors += [Tampered(seq, "record missing (seq gap)") for seq in gaps[:1]]
+    log = _Log()
+    sigs = _signatures(data.signatures)
+    rows = (_with_signature(r, sigs) for r in data.actions)
+    for entries, problems in _run(functools.partial(check_batch, ctx=ctx), rows, procs):
+        errors += [Tampered(seq, why) for seq, why in problems]
+        for e in entries:
+            if not log.put(e):
+                errors.append(Tampered(e[0], "two records with this seq"))
+            report.signed += e[7]
+            report.run_records = (report.run_records or 0) + e[6] if run_id else None
+    n = report.records = log.n
+    extra = [seq for seq in sigs if not 1 <= seq <= n]
+    if extra:
+        errors.append(Tampered(min(extra), "a signature for a record that does not exist"))
+    gaps = log.present.find(0, 0, n)
+    if gaps >= 0:
+        errors.append(Tampered(gaps + 1, "record missing (seq gap)"))
+    report.unsigned_before_signing = min(ranges[0].from_seq - 1, n) if ranges else n
     for phase in (
-        lambda: _check_chain(by_seq, n, ranges, run_id, report),
-        lambda: _check_signatures(data, ranges, by_seq, n, report, workers),
-        lambda: _check_payloads(data, by_seq, report),
-        lambda: None if gaps else _check_checkpoints(data, ranges, by_seq, n, since, report),
+        lambda: _check_chain(log, ranges, run_id, report),
+        lambda: _check_payloads(data, log, report, procs),
+        lambda: None if gaps >= 0 else _check_checkpoints(data, ranges, log, since, report),
     ):
         try:
             phase()
@@ -156,75 +223,68 @@ def verify_log(
     return report
 
 
-def _parse(data: LogData, errors: list[Tampered]) -> dict[int, Leaf]:
-    """Records by seq, each checked against its row: its leaf, chain hash and the fields used later."""
-    by_seq: dict[int, Leaf] = {}
-    for row in data.actions:
-        seq = int(row["seq"])
-        text = row["record"]
-        raw = text.encode()
-        try:
-            record = json.loads(text)
-        except ValueError:
-            errors.append(Tampered(seq, "record is not JSON"))
-            continue
-        if seq in by_seq:
-            errors.append(Tampered(seq, "two records with this seq"))
-        elif not isinstance(record, dict) or record.get("seq") != seq:
-            said = record.get("seq") if isinstance(record, dict) else "?"
-            errors.append(Tampered(seq, f"record says seq {said}, stored at seq {seq}"))
-        elif record.get("id") != row["id"] or record.get("account") != data.account_id:
-            errors.append(Tampered(seq, "record's id or account differs from its row"))
-        elif record.get("payload_digest") != row.get("payload_digest", record["payload_digest"]):
-            errors.append(Tampered(seq, "payload_digest differs from its row"))
-        slim = {k: record.get(k) for k in ("op", "result_digest", "payload_digest", "run")}
-        by_seq.setdefault(
-            seq,
-            (merkle.leaf_hash(raw), sha256(raw).hexdigest(), str(record.get("prev_hash")), slim),
-        )
-    return by_seq
+def _signatures(rows: Iterable[dict[str, Any]]) -> dict[int, tuple[str, str]]:
+    return {int(r["seq"]): (r["key_name"], r["signature"]) for r in rows}
 
 
-def _check_chain(
-    by_seq: dict[int, Leaf], n: int, ranges: list[KeyRange], run_id: str | None, report: Report
-) -> None:
-    """The hash chain, the rotation records and run membership, in seq order."""
-    prev: str | None = GENESIS
-    starts = {k.from_seq: k for k in ranges}
-    for seq in range(1, n + 1):
-        entry = by_seq.get(seq)
-        if entry is None:
-            prev = None
-            continue
-        _leaf, own, prev_hash, slim = entry
-        if prev is not None and prev_hash != prev:
+def _with_signature(row: dict[str, Any], sigs: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    if "signature" in row:
+        return row
+    got = sigs.get(int(row["seq"]))
+    return {**row, "key_name": got[0] if got else None, "signature": got[1] if got else None}
+
+
+def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:
+    """The hash chain and the rotation records, in seq order."""
+    prev = GENESIS
+    for seq in range(1, log.n + 1):
+        at = 32 * (seq - 1)
+        if log.prev[at : at + 32] != prev:
             raise Tampered(seq, "prev_hash does not match the previous record (chain broken)")
-        prev = own
-        nxt = starts.get(seq + 1)
-        if nxt is not None and nxt is not ranges[0]:
-            old = next(k for k in ranges if k.to_seq == seq)
-            want = digest(
-                rotation_result(old.name, nxt.name, base64.b64encode(nxt.public).decode())
-            )
-            if slim["op"] != ROTATION_OP or slim["result_digest"] != want:
-                raise Tampered(seq, f"key {nxt.name} takes over without a rotation record here")
-        if run_id is not None and slim["run"] == run_id:
-            report.run_records = (report.run_records or 0) + 1
-    if ranges and ranges[-1].from_seq > n + 1:
-        raise Tampered(n + 1, f"key {ranges[-1].name} starts beyond the log's {n} records")
+        prev = bytes(log.own[at : at + 32])
+    for old, new in itertools.pairwise(ranges):
+        seq = new.from_seq - 1
+        want = digest(rotation_result(old.name, new.name, base64.b64encode(new.public).decode()))
+        if log.rotations.get(seq) != want:
+            raise Tampered(seq, f"key {new.name} takes over without a rotation record here")
+    if ranges and ranges[-1].from_seq > log.n + 1:
+        raise Tampered(log.n + 1, f"key {ranges[-1].name} starts beyond the log's {log.n} records")
     if run_id is not None and not report.run_records:
         raise Tampered(0, f"no record of run {run_id} in the log")
 
 
+def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> None:
+    if data.payloads is None:
+        return
+    present: set[bytes] = set()
+    bad: list[str] = []
+    for good, wrong in _run(check_payloads, data.payloads, procs):
+        present.update(bytes.fromhex(d) for d in good)
+        bad += wrong
+    erased = {bytes.fromhex(d): seq for d, seq in data.erased.items()}
+    first_bad = None
+    for seq in range(1, log.n + 1):
+        d = bytes(log.payload[32 * (seq - 1) : 32 * seq])
+        if d in present:
+            continue
+        if d in erased:
+            report.erased.append(f"#{seq} erased at #{erased[d]}")
+            continue
+        first_bad = first_bad or seq
+    if bad:
+        owners = [s for s in range(1, log.n + 1) if log.payload[32 * (s - 1) : 32 * s].hex() in bad]
+        raise Tampered(
+            min(owners, default=0), "payload differs from its digest (arguments or images altered)"
+        )
+    if first_bad is not None:
+        raise Tampered(first_bad, "payload missing and not erased")
+
+
 def _check_checkpoints(
-    data: LogData,
-    ranges: list[KeyRange],
-    by_seq: dict[int, Leaf],
-    n: int,
-    since: str | None,
-    report: Report,
+    data: LogData, ranges: list[KeyRange], log: _Log, since: str | None, report: Report
 ) -> None:
     """Every stored checkpoint (and ``since``): signatures, origin, size within the log, root."""
+    n = log.n
     cps = sorted(data.checkpoints, key=lambda c: int(c["size"]))
     for cp in cps:
         if int(cp["size"]) > n:
@@ -234,8 +294,9 @@ def _check_checkpoints(
     frontier = merkle.Frontier()
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
     wanted = {int(c["size"]) for c in cps}
+    leaves = memoryview(log.leaves)
     for seq in range(1, n + 1):
-        frontier.append(by_seq[seq][0])
+        frontier.append(bytes(leaves[32 * (seq - 1) : 32 * seq]))
         if seq in wanted or seq == n:
             roots[seq] = frontier.root()
     report.root_hash = roots[n].hex()
@@ -256,7 +317,7 @@ def _check_checkpoints(
             )
         root = roots.get(note.size)
         if root is None:
-            root = merkle.root([by_seq[s][0] for s in range(1, note.size + 1)])
+            root = merkle.root([log.leaf(s) for s in range(1, note.size + 1)])
         if note.root != root:
             raise Tampered(
                 note.size, f"{which}: root differs from the records' (history rewritten)"
@@ -274,101 +335,3 @@ def _needed(ranges: list[KeyRange], size: int | None) -> list[str]:
     if size is None:
         return []
     return [k.name for k in ranges if k.covers(size) or k.from_seq == size + 1]
-
-
-def _check_signatures(
-    data: LogData,
-    ranges: list[KeyRange],
-    by_seq: dict[int, Leaf],
-    n: int,
-    report: Report,
-    workers: int | None,
-) -> None:
-    sigs: dict[int, tuple[str, str]] = {}
-    for row in data.signatures:
-        sigs[int(row["seq"])] = (row["key_name"], row["signature"])
-    first = ranges[0].from_seq if ranges else n + 1
-    report.unsigned_before_signing = min(first - 1, n)
-    extra = [s for s in sigs if s > n or s < 1]
-    if extra:
-        raise Tampered(min(extra), "a signature for a record that does not exist")
-    publics = [k.public for k in ranges]
-    index = {k.name: i for i, k in enumerate(ranges)}
-    leaves, blobs, key_idx, seqs = bytearray(), bytearray(), bytearray(), []
-    ki = 0
-    for seq in range(first, n + 1):
-        while ki < len(ranges) - 1 and not ranges[ki].covers(seq):
-            ki += 1
-        if seq not in by_seq:
-            continue
-        got = sigs.get(seq)
-        if got is None:
-            raise Tampered(seq, "record is not signed")
-        name, sig_b64 = got
-        if name != ranges[ki].name:
-            raise Tampered(seq, f"signed by {name[:80]}, but {ranges[ki].name} signs records here")
-        try:
-            sig = base64.b64decode(sig_b64, validate=True)
-        except ValueError:
-            raise Tampered(seq, "signature is not base64") from None
-        if len(sig) != 64:
-            raise Tampered(seq, "signature is not 64 bytes")
-        leaves += by_seq[seq][0]
-        blobs += sig
-        key_idx.append(index[name])
-        seqs.append(seq)
-    for seq in range(1, first):
-        if seq in sigs:
-            raise Tampered(seq, "signed before any key's range begins")
-    tasks = []
-    for start in range(0, len(seqs), CHUNK):
-        count = min(CHUNK, len(seqs) - start)
-        tasks.append(
-            (
-                bytes(leaves[start * 32 : (start + count) * 32]),
-                bytes(blobs[start * 64 : (start + count) * 64]),
-                bytes(key_idx[start : start + count]),
-                publics,
-                count,
-            )
-        )
-    procs = workers if workers is not None else (os.cpu_count() or 1)
-    results: Iterator[list[int]]
-    if procs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=procs) as pool:
-            results = iter(list(pool.map(_check_chunk, tasks)))
-    else:
-        results = map(_check_chunk, tasks)
-    for t, bad in enumerate(results):
-        if bad:
-            seq = seqs[t * CHUNK + bad[0]]
-            raise Tampered(seq, "signature does not match the record (record or signature altered)")
-    report.signed = len(seqs)
-
-
-def _check_payloads(
-    data: LogData,
-    by_seq: dict[int, Leaf],
-    report: Report,
-) -> None:
-    if data.payloads is None:
-        return
-    present: set[str] = set()
-    for row in data.payloads:
-        if sha256(row["body"].encode()).hexdigest() != row["digest"]:
-            owner = next(
-                (s for s, v in by_seq.items() if v[3]["payload_digest"] == row["digest"]), 0
-            )
-            raise Tampered(owner, "payload differs from its digest (arguments or images altered)")
-        present.add(row["digest"])
-    for seq in sorted(by_seq):
-        d = by_seq[seq][3]["payload_digest"]
-        if d in present:
-            continue
-        if d in data.erased:
-            report.erased.append(f"#{seq} erased at #{data.erased[d]}")
-            continue
-        raise Tampered(seq, "payload missing and not erased")
-
-
-Fetch = Callable[[str, dict[str, Any]], dict[str, Any]]
