@@ -152,7 +152,8 @@ def _safe(call: Call, result: dict[str, Any]) -> dict[str, Any]:
 def tool_call(call: Call, outcome: Outcome) -> dict[str, Any]:
     """The ``tool_call`` event's own fields (``seq``, ``ts`` and ``type`` are the event's)."""
     raw = call.request.args if isinstance(call.request.args, dict) else {}
-    args = {k: v for k, v in raw.items() if k != "dry_run"}
+    # Bulk text (a CSV, a vCard, a raw email) is recorded as its digest and size (digest_args).
+    args = {k: v for k, v in call.op.digested(raw).items() if k != "dry_run"}
     event: dict[str, Any] = {
         "op": call.op.name,
         "args": args,
