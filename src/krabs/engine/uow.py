@@ -143,9 +143,7 @@ class UnitOfWork:
         if not befores:
             return
         ids = [b["id"] for b in befores]
-        self.conn.execute(
-            table.delete().where(table.c.id.in_(ids), self.scoped(table))
-        )
+        self.conn.execute(table.delete().where(table.c.id.in_(ids), self.scoped(table)))
         name = str(table.name)
         self.changes.extend(Change(name, str(b["id"]), b, None) for b in befores)
 
