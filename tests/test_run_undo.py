@@ -476,3 +476,29 @@ def test_cli_runs_undo(engine, account, call_, live):
 
     missing = _cli(live, account, "run_01HG7Z4X9Q8M2N7P3R5T6V8W")
     assert missing.exit_code == 3 and "not_found" in missing.stderr
+
+
+def test_a_bulk_import_in_the_run_is_removed_and_guarded(engine, account, call_):
+    """Imports record their new rows as one compact id range (engine/bulk.py); the run undo deletes
+    the range while it holds exactly the imported rows, unchanged, and reports a conflict if not."""
+    old = _contact(call_, company="Before")
+    run = new_run(engine, account.account_id)
+    before = state(engine)
+    rows = "\n".join(f"{email()},Person {i},Co{i},vip" for i in range(30))
+    out = ok(call_("contact.import_csv", {"csv": "email,name,company,tags\n" + rows}, run=run))
+    assert out["created"] == 30
+    ok(call_("contact.update", {"id": old["id"], "company": "In run"}, run=run))
+    report = ok(call_("run.undo", {"id": run, "dry_run": True}))["result"]
+    assert [w["status"] for w in report["writes"]] == ["reverted", "reverted"]
+
+    imported = ok(call_("contact.list", {"q": "Person 7", "limit": 5}))["data"][0]
+    ok(call_("contact.update", {"id": imported["id"], "title": "Edited outside"}))
+    guarded = ok(call_("run.undo", {"id": run}))
+    by_op = {w["op"]: w for w in guarded["writes"]}
+    assert by_op["contact.import_csv"]["status"] == "conflict"
+    assert by_op["contact.update"]["status"] == "reverted"
+    assert ok(call_("contact.get", {"id": imported["id"]}))["title"] == "Edited outside"
+
+    ok(call_("run.undo", {"id": run, "force": True}))
+    err(call_("contact.get", {"id": imported["id"]}), "not_found")
+    assert state(engine) == before
