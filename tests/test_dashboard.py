@@ -197,6 +197,47 @@ def test_audit_details_show_the_before_and_after(page: Any, site: Site) -> None:
     expect(diff.locator("td.before")).to_contain_text(['"Before"'])
     expect(diff.locator("td.after")).to_contain_text(['"After"'])
     expect(page.locator("#verification")).not_to_contain_text("Loading")
+    # The browser recomputes the Merkle tree head from the record and the server's proof.
+    page.get_by_role("button", name="Verify in the signed log").click()
+    expect(page.locator("p.proof")).to_contain_text("✓ Verified in this browser")
+
+
+def test_the_page_verifies_the_proof_of_every_action(page: Any, site: Site) -> None:
+    for n in range(9):  # trees of several shapes: every leaf of sizes up to 9 and more
+        ok(site.call("tag.create", {"name": f"proof-{n}"}))
+    page.goto(f"{site.server.url}/audit")
+    verdicts = page.evaluate(
+        """async () => {
+            const { call } = await import('/static/js/api.js');
+            const { verifyInclusion } = await import('/static/js/merkle.js');
+            const actions = (await call('action.list', { limit: 40 })).data;
+            const out = [];
+            for (const a of actions) {
+              const answer = await call('audit.proof', { action: a.id });
+              try { await verifyInclusion(answer, a.record); out.push('ok'); }
+              catch (e) { out.push(`${a.seq}: ${e.message}`); }
+            }
+            return out;
+        }"""
+    )
+    assert len(verdicts) >= 9
+    assert set(verdicts) == {"ok"}, verdicts
+
+
+def test_a_forged_inclusion_proof_is_caught_by_the_page(page: Any, site: Site) -> None:
+    contact = ok(site.call("contact.create", {"display_name": "Proven"}))
+
+    def forge(route: Any) -> None:
+        answer = route.fetch().json()
+        answer["proof"] = ["00" * 32 for _ in answer["proof"]] or ["00" * 32]
+        route.fulfill(json=answer)
+
+    page.route("**/v1/audit.proof", forge)
+    page.goto(f"{site.server.url}/audit?op=contact.create&target={contact['id']}")
+    page.locator("tr[data-op='contact.create']").get_by_role("button", name="Details").click()
+    page.get_by_role("button", name="Verify in the signed log").click()
+    expect(page.locator("p.proof")).to_contain_text("✕")
+    expect(page.locator("p.proof")).not_to_contain_text("Verified")
 
 
 # -- contacts ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Audit: the action log with filters, each action's before/after diff, undo with its dry-run plan
 // first, and the log's verification status.
-import { call, schema, newKey } from './api.js';
+import { call, schema, newKey, has } from './api.js';
+import { canVerify, verifyInclusion } from './merkle.js';
 import { h, status, failed, time, json, diffTable, planTable, formArgs, link } from './ui.js';
 
 const tbody = document.querySelector('#actions tbody');
@@ -57,7 +58,28 @@ async function expand(action, toggle, details, force = false) {
       h('details', {}, h('summary', {}, 'Arguments'), json(full.args)),
       h('details', {}, h('summary', {}, 'Result'), json(full.result)),
       h('p', { class: 'muted' }, `seq ${full.seq} · hash `, h('code', {}, full.hash)));
+    if (await has('audit.proof')) panel.append(proofButton(full));
   } catch (e) { panel.replaceChildren(h('p', { class: 'error' }, e.message)); }
+}
+
+function proofButton(action) {
+  const out = h('p', { class: 'proof', 'aria-live': 'polite' });
+  const button = h('button', { type: 'button', onclick: async () => {
+    out.textContent = 'Asking for the inclusion proof…';
+    try {
+      const answer = await call('audit.proof', { action: action.id });
+      if (!canVerify()) {
+        out.textContent = `The server proves record ${answer.leaf_index + 1} of ${answer.tree_size}; this page is not a secure context, so it cannot recompute the hashes.`;
+        return;
+      }
+      out.textContent = `✓ ${await verifyInclusion(answer, action.record)}`;
+      out.className = 'proof ok';
+    } catch (e) {
+      out.textContent = `✕ ${e.message}`;
+      out.className = 'proof error';
+    }
+  } }, 'Verify in the signed log');
+  return h('div', {}, button, out);
 }
 
 async function plan(action, details, toggle) {
