@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,3 +292,64 @@ def test_upload_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("KRABS_MAX_LINE_BYTES", "nonsense")
     assert (max_upload_bytes(), max_line_bytes()) == (1000, 1024 * 1024)
     assert os.environ["KRABS_MAX_UPLOAD_BYTES"] == "1000"
+
+
+# -- a large file as a background job: import.progress on the run's stream, job.get to poll -------
+
+
+def test_import_progress_streams_on_the_run(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from httpx_sse import connect_sse
+
+    from krabs.bulk import progress
+
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    run = http.post("/v1/run.create", json={"name": "big import"}).json()["id"]
+    body = "email,name\n" + "".join(f"q{n}@x.dev,Q{n}\n" for n in range(2600))
+    results: list[httpx.Response] = []
+
+    def importer() -> None:
+        time.sleep(0.5)
+        results.append(
+            http.post(
+                "/v1/contact.import_csv",
+                content=body.encode(),
+                headers={"Content-Type": "text/csv", "X-Krabs-Run": run},
+            )
+        )
+        http.post("/v1/run.close", json={"id": run})
+
+    worker = threading.Thread(target=importer)
+    events: list[dict[str, Any]] = []
+    with connect_sse(http, "GET", f"/v1/runs/{run}/stream", timeout=60) as stream:
+        worker.start()
+        for sse in stream.iter_sse():
+            if sse.data:
+                events.append({"event": sse.event, "id": sse.id, **sse.json()})
+    worker.join()
+    assert results[0].status_code == 200, results[0].text
+    kinds = [e["event"] for e in events]
+    progress_events = [e for e in events if e["event"] == "import.progress"]
+    assert [e["rows_done"] for e in progress_events] == [500, 1000, 1500, 2000, 2500, 2600]
+    assert all(e["rows_total"] == 2600 for e in progress_events)
+    assert kinds.index("import.progress") < kinds.index("tool_call")  # live, before the commit
+    assert kinds[-1] == "run.completed"
+
+
+def test_a_queued_import_is_polled_with_job_get(http: httpx.Client, call: Caller) -> None:
+    r = upload(http, CSV)  # store the file, then undo that import
+    ref = ok(call("action.get", {"id": r.headers["X-Krabs-Action"]}))["args"]["upload"]
+    ok(call("action.undo", {"undo_token": r.json()["undo_token"]}))
+    job = http.post(
+        "/v1/run.enqueue",
+        json={"name": "import", "calls": [{"op": "contact.import_csv", "args": {"upload": ref}}]},
+    )
+    assert job.status_code == 200, job.text
+    state = job.json()
+    deadline = time.monotonic() + 60
+    while state["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = http.post("/v1/job.get", json={"id": state["id"]}).json()
+    assert state["status"] == "succeeded", state
+    assert state["result"]["results"][0]["result"]["created"] == 2

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
+from krabs.bulk.progress import progress_events
 from krabs.bulk.records import Issue, iter_lines
-from krabs.bulk.uploads import bounded, file_lines, max_line_bytes, upload_path
+from krabs.bulk.uploads import bounded, count_lines, file_lines, max_line_bytes, upload_path
 from krabs.bulk.upsert import REPORT_CAP, OnMatch, Report, Upserter
 from krabs.contract.errors import KrabsError
 from krabs.contract.models import Args, Out
@@ -156,8 +157,21 @@ def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
     made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
     the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
     return import_lines(
-        uow, csv_lines(uow, args), mapping=dict(args.mapping or {}), on_match=args.on_match
+        uow,
+        csv_lines(uow, args),
+        mapping=dict(args.mapping or {}),
+        on_match=args.on_match,
+        progress=progress_events(uow, _rows_total(uow, args)) if uow.run_id else None,
     )
+
+
+def _rows_total(uow: UnitOfWork, args: ImportCsv) -> int | None:
+    """Data rows, for progress (physical lines less the header: quoted line breaks overcount)."""
+    if args.upload is not None:
+        return max(count_lines(upload_path(uow.data_dir, uow.account_id, args.upload)) - 1, 0)
+    if args.csv is not None:
+        return max(args.csv.count("\n") - 1, 0)
+    return None
 
 
 def csv_lines(uow: UnitOfWork, args: ImportCsv) -> Iterator[str]:

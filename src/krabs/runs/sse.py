@@ -118,6 +118,9 @@ async def run_stream(
                 continue
             if event is None:  # fell too far behind: the client resumes from its last id
                 return
+            if event.id == 0:  # live only, never stored (import.progress): no seq of its own
+                yield event.frame("seq")
+                continue
             if event.seq <= last:
                 continue
             if event.seq > last + 1:
