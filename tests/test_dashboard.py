@@ -625,3 +625,16 @@ def test_the_runs_list_updates_live(page: Any, site: Site, shots: Path) -> None:
     expect(row.locator("td[data-k='errors']")).to_have_text("1")
     expect(row).to_contain_text("appears-live")
     page.screenshot(path=shots / "runs.png", full_page=True)
+    # Filtered to runs waiting for a human: a run that starts waiting appears without a reload.
+    page.get_by_label("Status").select_option("waiting_for_input")
+    page.get_by_role("button", name="Filter").click()
+    expect(row).to_have_count(0)
+    contact = ok(site.call("contact.create", {"display_name": "Gate me"}))
+    ok(site.call("approval_policy.set", {"rules": [{"op": "contact.delete"}]}))
+    try:
+        gated = _post(site, "contact.delete", {"id": contact["id"]}, **{"X-Krabs-Run": run_id})
+        assert gated.status_code == 202
+        expect(row).to_be_visible(timeout=5000)
+        expect(row).to_contain_text("waiting for input")
+    finally:
+        ok(site.call("approval_policy.set", {"rules": []}))

@@ -1,10 +1,13 @@
 // Runs: the account's runs, kept live by the firehose (GET /v1/runs/stream). Each event updates
 // its row at once; exact stats (p95, cost) are re-read with run.get, at most once a second a run.
 import { call } from './api.js';
-import { h, status, failed, time, link } from './ui.js';
+import { h, status, failed, time, link, formArgs } from './ui.js';
 import { subscribe, EVENT_TYPES, ms, usd } from './live.js';
 
 const tbody = document.querySelector('#runs tbody');
+const form = document.getElementById('filters');
+let filters = {};
+let live = null;
 const runs = new Map();
 const pending = new Map();
 // The dashboard's own reads are calls too; re-reading a run for them would feed itself forever.
@@ -24,7 +27,14 @@ function cells(run) {
   ];
 }
 
+const wanted = (run) => Object.entries(filters).every(([k, v]) => run[k] === v);
+
 function put(run) {
+  if (!wanted(run)) {
+    runs.delete(run.id);
+    tbody.querySelector(`tr[data-id="${run.id}"]`)?.remove();
+    return;
+  }
   runs.set(run.id, run);
   let row = tbody.querySelector(`tr[data-id="${run.id}"]`);
   if (!row) {
@@ -45,7 +55,10 @@ function refresh(id) {
 
 function onEvent(type, event) {
   const run = runs.get(event.run_id);
-  if (!run) { refresh(event.run_id); return; }
+  if (!run) {
+    if (!OWN.has(event.op)) refresh(event.run_id);
+    return;
+  }
   if (type === 'tool_call') {
     run.stats.calls += 1;
     if (event.error) run.stats.errors += 1;
@@ -58,10 +71,23 @@ function onEvent(type, event) {
 }
 
 async function main() {
-  const page = await call('run.list', { limit: 100 });
+  runs.clear();
+  tbody.replaceChildren();
+  const page = await call('run.list', { limit: 100, ...filters });
   for (const run of [...page.data].reverse()) put(run);
   status(`${runs.size} run(s)`);
-  subscribe('/v1/runs/stream', EVENT_TYPES, onEvent);
+  live?.source.close();
+  const query = filters.agent ? `?agent=${encodeURIComponent(filters.agent)}` : '';
+  live = subscribe(`/v1/runs/stream${query}`, EVENT_TYPES, onEvent);
 }
 
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  filters = formArgs(form);
+  history.replaceState(null, '', '?' + new URLSearchParams(filters));
+  main().catch(failed);
+});
+for (const [key, value] of new URLSearchParams(location.search)) {
+  if (form.elements[key]) { form.elements[key].value = value; filters[key] = value; }
+}
 main().catch(failed);
