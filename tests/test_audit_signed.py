@@ -13,7 +13,7 @@ from tests.conftest import err, ok
 from krabs.audit import merkle
 from krabs.audit.checkpoint import verify_note
 from krabs.audit.signing import key_path, verify
-from krabs.store.tables import audit_actions, audit_signatures
+from krabs.store.tables import audit_actions
 
 
 def write(call: Any, n: int = 3) -> list[str]:
@@ -27,10 +27,9 @@ def write(call: Any, n: int = 3) -> list[str]:
 
 def records(engine: Any, account_id: str) -> list[Any]:
     with engine.store.connect(write=False) as conn:
-        t, s = audit_actions, audit_signatures
+        t = audit_actions
         return conn.execute(
-            sa.select(t.c.seq, t.c.record, s.c.key_name, s.c.signature)
-            .select_from(t.outerjoin(s, (s.c.account_id == t.c.account_id) & (s.c.seq == t.c.seq)))
+            sa.select(t.c.seq, t.c.record, t.c.signing_key, t.c.signature)
             .where(t.c.account_id == account_id)
             .order_by(t.c.seq)
         ).all()
@@ -47,7 +46,7 @@ def test_every_record_is_signed_over_its_leaf_hash(call, engine, account):
     assert [r.seq for r in rows] == [1, 2, 3]
     for r in rows:
         leaf = merkle.leaf_hash(r.record.encode())
-        assert r.key_name == key["name"]
+        assert r.signing_key == key["name"]
         assert verify(public, base64.b64decode(r.signature), leaf)
         assert not verify(public, base64.b64decode(r.signature), merkle.leaf_hash(b"x" + leaf))
 

@@ -82,14 +82,13 @@ def reorder(t: Tables) -> None:
 
 
 def swap_signature(t: Tables) -> None:
-    a, b = by_seq(t["audit_signatures"], 3), by_seq(t["audit_signatures"], 4)
+    a, b = by_seq(t["audit_actions"], 3), by_seq(t["audit_actions"], 4)
     a["signature"], b["signature"] = b["signature"], a["signature"]
 
 
 def truncate(t: Tables) -> None:
     last = max(int(r["seq"]) for r in t["audit_actions"])
     t["audit_actions"] = [r for r in t["audit_actions"] if int(r["seq"]) != last]
-    t["audit_signatures"] = [r for r in t["audit_signatures"] if int(r["seq"]) != last]
 
 
 def forge_checkpoint(t: Tables) -> None:
@@ -119,10 +118,10 @@ def resign_history(t: Tables) -> None:
         rec["prev_hash"] = prev
         r["record"] = json.dumps(rec, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         prev = hashlib.sha256(r["record"].encode()).hexdigest()
-    for s in t["audit_signatures"]:
-        rec = by_seq(rows, int(s["seq"]))["record"].encode()
-        s["key_name"] = attacker.name
-        s["signature"] = base64.b64encode(attacker.sign(merkle.leaf_hash(rec))).decode()
+    for r in rows:
+        r["signing_key"] = attacker.name
+        leaf = merkle.leaf_hash(r["record"].encode())
+        r["signature"] = base64.b64encode(attacker.sign(leaf)).decode()
     for k in t["audit_account_keys"]:
         k["name"], k["public_key"] = attacker.name, base64.b64encode(attacker.public).decode()
     leaves = [merkle.leaf_hash(r["record"].encode()) for r in rows]

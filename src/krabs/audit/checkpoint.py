@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from krabs.audit import merkle
-from krabs.audit.signing import Signer, SigningKey, note_key_id, signer_for, verify
+from krabs.audit.signing import SigningKey, note_key_id, signer_for, verify
 from krabs.store.tables import audit_actions, audit_checkpoints, audit_heads
 
 EVERY_RECORDS = 1000
@@ -224,17 +224,17 @@ def checkpoint_object(row: Any) -> dict[str, Any]:
 # -- when one is due -----------------------------------------------------------------------------------
 
 #: (database, account) -> (size, monotonic time) of the last checkpoint this process knows of.
-_last: dict[tuple[str, str], tuple[int, float]] = {}
+_last: dict[tuple[sa.Engine, str], tuple[int, float]] = {}
 _last_lock = threading.Lock()
 
 
 def _remember(conn: sa.Connection, account_id: str, size: int) -> None:
     with _last_lock:
-        _last[(str(conn.engine.url), account_id)] = (size, time.monotonic())
+        _last[(conn.engine, account_id)] = (size, time.monotonic())
 
 
 def _known(conn: sa.Connection, account_id: str) -> tuple[int, float]:
-    slot = (str(conn.engine.url), account_id)
+    slot = (conn.engine, account_id)
     known = _last.get(slot)
     if known is None:
         row = latest(conn, account_id)
@@ -248,10 +248,13 @@ def _known(conn: sa.Connection, account_id: str) -> tuple[int, float]:
     return known
 
 
-def after_append(conn: sa.Connection, account_id: str, seq: int, signer: Signer) -> None:
+def after_append(conn: sa.Connection, account_id: str, seq: int, data_dir: Path | None) -> None:
     """The write path's check: checkpoint when 1,000 records or 60 s passed since the last one."""
     size, at = _known(conn, account_id)
-    if seq - size >= EVERY_RECORDS or time.monotonic() - at >= EVERY_SECONDS:
+    signer = signer_for(data_dir)
+    if signer is not None and (
+        seq - size >= EVERY_RECORDS or time.monotonic() - at >= EVERY_SECONDS
+    ):
         make_checkpoint(conn, account_id, [signer.bind(conn)], reason="auto", size=seq)
 
 

@@ -12,13 +12,7 @@ import sqlalchemy as sa
 from krabs.audit import checkpoint, merkle, signing
 from krabs.audit.canonical import canonical, digest, sha256_hex
 from krabs.engine.uow import UnitOfWork
-from krabs.store.tables import (
-    audit_actions,
-    audit_heads,
-    audit_payloads,
-    audit_signatures,
-    audit_targets,
-)
+from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
 
 GENESIS = "0" * 64
 RECORD_VERSION = 1
@@ -37,7 +31,6 @@ _MOVE_HEAD = (
 _INSERT_PAYLOAD = audit_payloads.insert()
 _INSERT_ACTION = audit_actions.insert()
 _INSERT_TARGET = audit_targets.insert()
-_INSERT_SIGNATURE = audit_signatures.insert()
 
 
 def init_chain(conn: sa.Connection, account_id: str) -> None:
@@ -80,6 +73,7 @@ def append(
     }
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
+    signed = sign_record(conn, uow, seq, record_bytes)
     conn.execute(
         _INSERT_PAYLOAD,
         {"account_id": uow.account_id, "digest": payload_digest, "body": payload_bytes.decode()},
@@ -102,6 +96,7 @@ def append(
             "undo_token_hash": undo_token_hash,
             "undo_expires_at": undo_expires_at,
             "undo_of": undo_of,
+            **signed,
         },
     )
     if targets:
@@ -113,23 +108,23 @@ def append(
             ],
         )
     conn.execute(_MOVE_HEAD, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
-    sign_record(conn, uow, seq, record_bytes)
+    if signed:
+        checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
     return {**record, "hash": record_hash}
 
 
-def sign_record(conn: sa.Connection, uow: UnitOfWork, seq: int, record_bytes: bytes) -> None:
-    """The signed log (kept apart from the chain above): sign the record's Merkle leaf hash, store
-    the signature, and sign a checkpoint when one is due. Nothing when signing is off."""
+def sign_record(
+    conn: sa.Connection, uow: UnitOfWork, seq: int, record_bytes: bytes
+) -> dict[str, str]:
+    """The signed log (kept apart from the chain): the ``signature`` and ``signing_key`` columns of
+    the record's row, an Ed25519 signature of its Merkle leaf hash. Empty when signing is off."""
     signer = signing.signer_for(uow.data_dir)
     if signer is None:
-        return
-    leaf = merkle.leaf_hash(record_bytes)
-    key_name, signature = signer.sign_record(conn, uow.account_id, seq, leaf)
-    conn.execute(
-        _INSERT_SIGNATURE,
-        {"account_id": uow.account_id, "seq": seq, "key_name": key_name, "signature": signature},
+        return {}
+    key_name, signature = signer.sign_record(
+        conn, uow.account_id, seq, merkle.leaf_hash(record_bytes)
     )
-    checkpoint.after_append(conn, uow.account_id, seq, signer)
+    return {"signature": signature, "signing_key": key_name}
 
 
 def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from krabs.audit import merkle
 from krabs.audit.checkpoint import checkpoint_object, head_size, latest, leaves
 from krabs.contract.errors import KrabsError, not_found
-from krabs.store.tables import audit_actions, audit_checkpoints, audit_signatures
+from krabs.store.tables import audit_actions, audit_checkpoints
 
 
 def _checkpoint_at(conn: sa.Connection, account_id: str, size: int) -> dict[str, Any] | None:
@@ -43,7 +43,9 @@ def inclusion(
 ) -> dict[str, Any]:
     t = audit_actions
     row = conn.execute(
-        sa.select(t.c.seq, t.c.record).where(t.c.account_id == account_id, t.c.id == action_id)
+        sa.select(t.c.seq, t.c.record, t.c.signing_key, t.c.signature).where(
+            t.c.account_id == account_id, t.c.id == action_id
+        )
     ).first()
     if row is None:
         raise not_found("action", action_id, "action")
@@ -57,10 +59,6 @@ def inclusion(
             param="tree_size",
         )
     hashes = leaves(conn, account_id, 0, size)
-    s = audit_signatures
-    sig = conn.execute(
-        sa.select(s.c.key_name, s.c.signature).where(s.c.account_id == account_id, s.c.seq == seq)
-    ).first()
     return {
         "object": "inclusion_proof",
         "action_id": action_id,
@@ -68,7 +66,9 @@ def inclusion(
         "leaf_index": seq - 1,
         "record": row.record,
         "leaf_hash": hashes[seq - 1].hex(),
-        "signature": {"key": sig.key_name, "signature": sig.signature} if sig else None,
+        "signature": {"key": row.signing_key, "signature": row.signature}
+        if row.signature
+        else None,
         "tree_size": size,
         "root_hash": merkle.root(hashes).hex(),
         "proof": [h.hex() for h in merkle.inclusion_proof(hashes, seq - 1)],

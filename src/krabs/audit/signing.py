@@ -131,8 +131,8 @@ class Signer:
         self._key: SigningKey | None = None
         self._mtime = 0.0
         self._checked = 0.0
-        self._bound: set[str] = set()
-        self._ranges: set[tuple[str, str, str]] = set()
+        self._bound: set[sa.Engine] = set()
+        self._ranges: set[tuple[sa.Engine, str, str]] = set()
 
     @property
     def key(self) -> SigningKey:
@@ -167,7 +167,7 @@ class Signer:
         """Check (once per database) that this key is the deployment's active one, registering it
         when the database has none yet."""
         key = self.key
-        db = str(conn.engine.url)
+        db = conn.engine
         if db in self._bound:
             return key
         if not sa.event.contains(conn.engine, "rollback", self._forget):
@@ -195,7 +195,7 @@ class Signer:
     def _forget(self, conn: sa.Connection) -> None:
         """A write rolled back may have taken a registration this cache remembers: forget them."""
         if conn.info.get("krabs_write"):
-            db = str(conn.engine.url)
+            db = conn.engine
             self._bound.discard(db)
             self._ranges = {r for r in self._ranges if r[0] != db}
 
@@ -205,7 +205,7 @@ class Signer:
         """Sign a record's leaf hash; the first record an account gets under this key opens the
         key's seq range for that account. Returns ``(key name, base64 signature)``."""
         key = self.bind(conn)
-        slot = (str(conn.engine.url), account_id, key.name)
+        slot = (conn.engine, account_id, key.name)
         if slot not in self._ranges:
             open_range(conn, account_id, key, seq)
             self._ranges.add(slot)
@@ -238,16 +238,19 @@ def _now() -> str:
 
 
 _signers: dict[Path, Signer] = {}
+_by_dir: dict[Path, Signer] = {}
 _signers_lock = threading.Lock()
 
 
 def signer_for(data_dir: Path | None) -> Signer | None:
-    """The process-wide signer of a data directory; None when signing is off or there is none."""
+    """The process-wide signer of a data directory; None when signing is off or there is none.
+    On the write path: a dictionary lookup once the directory was seen."""
     if data_dir is None or os.environ.get("KRABS_AUDIT_SIGNING", "").lower() in ("off", "0", "no"):
         return None
-    path = key_path(data_dir).resolve()
-    signer = _signers.get(path)
+    signer = _by_dir.get(data_dir)
     if signer is None:
+        path = key_path(data_dir).resolve()
         with _signers_lock:
             signer = _signers.setdefault(path, Signer(path))
+            _by_dir[data_dir] = signer
     return signer

@@ -18,7 +18,6 @@ from krabs.store.tables import (
     audit_actions,
     audit_checkpoints,
     audit_payloads,
-    audit_signatures,
 )
 
 ERASED = "contact_erasures"
@@ -40,7 +39,6 @@ def from_export(path: str | Path) -> LogData:
     return LogData(
         account_id=str(manifest["account_id"]),
         actions=_ndjson(zf, "audit_actions.ndjson"),
-        signatures=_ndjson(zf, "audit_signatures.ndjson"),
         keys=list(_ndjson(zf, "audit_account_keys.ndjson")),
         checkpoints=list(_ndjson(zf, "audit_checkpoints.ndjson")),
         payloads=_ndjson(zf, "audit_payloads.ndjson"),
@@ -65,17 +63,12 @@ def from_database(conn: sa.Connection, account_id: str) -> LogData:
         q = sa.select(*(cols or (table,))).where(table.c.account_id == account_id)
         return _stream(conn, q)
 
-    a, s = audit_actions, audit_signatures
+    a = audit_actions
     erased = metadata.tables.get(ERASED)
-    signed = (
-        sa.select(a.c.seq, a.c.id, a.c.record, a.c.payload_digest, s.c.key_name, s.c.signature)
-        .select_from(a.outerjoin(s, (s.c.account_id == a.c.account_id) & (s.c.seq == a.c.seq)))
-        .where(a.c.account_id == account_id)
-    )
+    cols = (a.c.seq, a.c.id, a.c.record, a.c.payload_digest, a.c.signing_key, a.c.signature)
     return LogData(
         account_id=account_id,
-        actions=_stream(conn, signed),
-        signatures=(),
+        actions=rows(a, *cols),
         keys=list(rows(audit_account_keys)),
         checkpoints=list(rows(audit_checkpoints)),
         payloads=rows(audit_payloads),
@@ -114,7 +107,6 @@ def from_server(url: str, api_key: str) -> LogData:
     return LogData(
         account_id=str(account),
         actions=records,
-        signatures=(),
         keys=[{**k, "public_key": k["public_key"]} for k in keys["keys"]],
         checkpoints=[{"size": latest["tree_size"], "note": latest["note"], "root": None}]
         if latest

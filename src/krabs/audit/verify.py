@@ -57,11 +57,10 @@ class LogData:
 
     account_id: str
     actions: Iterable[dict[str, Any]]
-    signatures: Iterable[dict[str, Any]]
     keys: list[dict[str, Any]]
     checkpoints: list[dict[str, Any]]
     #: Payload rows (digest, body), or None when the source cannot give them (a remote server).
-    #: Action rows may carry their ``key_name`` and ``signature`` (then ``signatures`` is empty).
+    #: Action rows carry ``signing_key`` and ``signature`` (None before signing began).
     payloads: Iterable[dict[str, Any]] | None = None
     #: Erased payloads: digest -> seq of the erasure record.
     erased: dict[str, int] = field(default_factory=dict)
@@ -192,9 +191,7 @@ def verify_log(
     )
     errors: list[Tampered] = []
     log = _Log()
-    sigs = _signatures(data.signatures)
-    rows = (_with_signature(r, sigs) for r in data.actions)
-    for entries, problems in _run(functools.partial(check_batch, ctx=ctx), rows, procs):
+    for entries, problems in _run(functools.partial(check_batch, ctx=ctx), data.actions, procs):
         errors += [Tampered(seq, why) for seq, why in problems]
         for e in entries:
             if not log.put(e):
@@ -202,9 +199,6 @@ def verify_log(
             report.signed += e[7]
             report.run_records = (report.run_records or 0) + e[6] if run_id else None
     n = report.records = log.n
-    extra = [seq for seq in sigs if not 1 <= seq <= n]
-    if extra:
-        errors.append(Tampered(min(extra), "a signature for a record that does not exist"))
     gaps = log.present.find(0, 0, n)
     if gaps >= 0:
         errors.append(Tampered(gaps + 1, "record missing (seq gap)"))
@@ -221,17 +215,6 @@ def verify_log(
     if errors:
         raise min(errors, key=lambda e: e.seq or float("inf"))
     return report
-
-
-def _signatures(rows: Iterable[dict[str, Any]]) -> dict[int, tuple[str, str]]:
-    return {int(r["seq"]): (r["key_name"], r["signature"]) for r in rows}
-
-
-def _with_signature(row: dict[str, Any], sigs: dict[int, tuple[str, str]]) -> dict[str, Any]:
-    if "signature" in row:
-        return row
-    got = sigs.get(int(row["seq"]))
-    return {**row, "key_name": got[0] if got else None, "signature": got[1] if got else None}
 
 
 def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:

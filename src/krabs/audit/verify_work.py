@@ -48,7 +48,7 @@ def _raw32(text: Any) -> bytes:
 def check_batch(
     rows: list[dict[str, Any]], ctx: Context
 ) -> tuple[list[Entry], list[tuple[int, str]]]:
-    """Check a batch of action rows (each with ``key_name``/``signature`` or None)."""
+    """Check a batch of action rows (each with its ``signing_key`` and ``signature``, or None)."""
     entries: list[Entry] = []
     errors: list[tuple[int, str]] = []
     first = ctx.ranges[0][2] if ctx.ranges else None
@@ -95,7 +95,7 @@ def _check_signature(
     first: int | None,
     errors: list[tuple[int, str]],
 ) -> bool:
-    name, sig_b64 = row.get("key_name"), row.get("signature")
+    name, sig_b64 = row.get("signing_key"), row.get("signature")
     if first is None or seq < first:
         if sig_b64 is not None:
             errors.append((seq, "signed before any key's range begins"))

@@ -18,7 +18,6 @@ from krabs.store.tables import (
     audit_account_keys,
     audit_actions,
     audit_checkpoints,
-    audit_signatures,
 )
 
 
@@ -199,7 +198,7 @@ class RecordOut(Out):
     id: str
     record: str = Field(description="The exact RFC 8785 bytes hashed into the leaf.")
     payload_digest: str
-    key_name: str | None = Field(description="The key that signed it (null: before signing).")
+    signing_key: str | None = Field(description="The key that signed it (null: before signing).")
     signature: str | None = Field(description="Base64 Ed25519 signature of the leaf hash.")
 
 
@@ -221,10 +220,9 @@ class RecordsOut(Out):
 def records(uow: UnitOfWork, args: RecordsArgs) -> dict[str, Any]:
     """What `krabs audit verify --url` reads: pass the last `seq` you got as `after_seq` for the
     next page. For arguments, results and row images use `action.get`."""
-    a, s = audit_actions, audit_signatures
+    a = audit_actions
     rows = uow.execute(
-        sa.select(a.c.seq, a.c.id, a.c.record, a.c.payload_digest, s.c.key_name, s.c.signature)
-        .select_from(a.outerjoin(s, (s.c.account_id == a.c.account_id) & (s.c.seq == a.c.seq)))
+        sa.select(a.c.seq, a.c.id, a.c.record, a.c.payload_digest, a.c.signing_key, a.c.signature)
         .where(a.c.account_id == uow.account_id, a.c.seq > args.after_seq)
         .order_by(a.c.seq)
         .limit(args.limit + 1)

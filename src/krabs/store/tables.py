@@ -152,6 +152,10 @@ audit_actions = sa.Table(
     sa.Column("undo_token_hash", sa.String(64), unique=True),
     _ts("undo_expires_at", nullable=True),
     sa.Column("undo_of", ID),
+    #: The signed log (migration 0004): Ed25519 signature (base64) of the record's Merkle leaf hash
+    #: and the name of the key that made it; NULL for records from before signing.
+    sa.Column("signature", sa.String(88)),
+    sa.Column("signing_key", sa.String(80)),
     sa.UniqueConstraint("account_id", "seq"),
     sa.Index(
         "uq_audit_actions_undo_of",
@@ -525,17 +529,6 @@ audit_account_keys = sa.Table(
     sa.Column("to_seq", sa.BigInteger),
     _ts("created_at"),
     sa.PrimaryKeyConstraint("account_id", "name"),
-)
-
-#: The Ed25519 signature of each record's Merkle leaf hash, base64.
-audit_signatures = sa.Table(
-    "audit_signatures",
-    metadata,
-    sa.Column("account_id", ID, nullable=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("key_name", sa.String(80), nullable=False),
-    sa.Column("signature", sa.String(88), nullable=False),
-    sa.PrimaryKeyConstraint("account_id", "seq"),
 )
 
 #: Signed tree heads (C2SP signed notes); ``frontier`` is the tree's compact range (hex hashes,

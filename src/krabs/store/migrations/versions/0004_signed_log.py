@@ -40,14 +40,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("account_id", "name", name=op.f("pk_audit_account_keys")),
     )
-    op.create_table(
-        "audit_signatures",
-        sa.Column("account_id", sa.String(length=40), nullable=False),
-        sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("key_name", sa.String(length=80), nullable=False),
-        sa.Column("signature", sa.String(length=88), nullable=False),
-        sa.PrimaryKeyConstraint("account_id", "seq", name=op.f("pk_audit_signatures")),
-    )
+    with op.batch_alter_table("audit_actions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("signature", sa.String(length=88), nullable=True))
+        batch_op.add_column(sa.Column("signing_key", sa.String(length=80), nullable=True))
     op.create_table(
         "audit_checkpoints",
         sa.Column("account_id", sa.String(length=40), nullable=False),
@@ -66,6 +61,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_checkpoints")
-    op.drop_table("audit_signatures")
+    with op.batch_alter_table("audit_actions", schema=None) as batch_op:
+        batch_op.drop_column("signing_key")
+        batch_op.drop_column("signature")
     op.drop_table("audit_account_keys")
     op.drop_table("audit_signing_keys")
