@@ -265,7 +265,7 @@ class Upserter:
         uow.insert_compact(identities, new_idents)
         attach_by_name(uow, {t.id: t.new_tags for t in targets if t.new_tags}, "contact")
         for before, values in updates:
-            uow.update(contacts, before, values)
+            uow.update_bulk(contacts, before, values)
 
 
 def _fill(t: _Target, rec: Record) -> bool:

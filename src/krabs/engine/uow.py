@@ -138,6 +138,24 @@ class UnitOfWork:
             entry.add(str(row["id"]))
         return full
 
+    def update_bulk(
+        self, table: sa.Table, before: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``update``, except that a row ``insert_compact`` created in this call is not imaged: its
+        compact entry already undoes it (by deleting it), so an import folding many rows into the
+        contacts it made holds no per-row images."""
+        entry = self.bulk.get(str(table.name))
+        if entry is None or not entry.block.owns(str(before["id"])):
+            return self.update(table, before, values)
+        after = {**before, **values}
+        if after != before:
+            self.conn.execute(
+                table.update()
+                .where(table.c.id == before["id"], self.scoped(table))
+                .values(**values)
+            )
+        return after
+
     def delete_many(self, table: sa.Table, befores: list[dict[str, Any]]) -> None:
         """``delete`` for many rows at once (one statement per call)."""
         if not befores:
