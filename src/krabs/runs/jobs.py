@@ -18,8 +18,11 @@ import sqlalchemy as sa
 from krabs.engine import Engine, Principal
 from krabs.engine.uow import utcnow
 from krabs.runs.batch import Batch, BatchCall, summary
+from krabs.runs.events import append_event, take_pending
+from krabs.runs.hub import hub_for
+from krabs.runs.record import after_commit
 from krabs.store.db import Store
-from krabs.store.tables import jobs
+from krabs.store.tables import jobs, runs
 
 log = logging.getLogger("krabs.jobs")
 
@@ -96,7 +99,8 @@ def run_job(engine: Engine, job: dict[str, Any]) -> dict[str, Any]:
         batch.start(job["run_id"])
         calls = [BatchCall.model_validate(c) for c in payload["calls"]]
         results = list(batch.calls(calls, bool(payload.get("stop_on_error")), f"job:{job['id']}"))
-        outcome = batch.finish(results)
+        outcome = "failed" if any(not r["ok"] for r in results) else "completed"
+        end_run(engine.store, job["account_id"], str(job["run_id"]), outcome, summary(results))
         status = "succeeded" if outcome == "completed" else "failed"
         result = {"summary": summary(results), "results": results}
     except Exception as exc:  # a job must end, whatever happened
@@ -106,6 +110,30 @@ def run_job(engine: Engine, job: dict[str, Any]) -> dict[str, Any]:
     with engine.store.transaction(write=True) as conn:
         conn.execute(jobs.update().where(jobs.c.id == job["id"]).values(**values))
     return {**job, **values}
+
+
+def end_run(store: Store, account_id: str, run_id: str, status: str, stats: dict[str, int]) -> None:
+    """Close a job's run as the worker: its lifecycle event and status, not an audited write of the
+    worker's own (the calls it executed are the audited actions)."""
+    now = utcnow()
+    with store.transaction(write=True) as conn:
+        done = conn.execute(
+            runs.update()
+            .where(
+                runs.c.id == run_id,
+                runs.c.account_id == account_id,
+                runs.c.status.in_(("open", "waiting_for_input")),
+            )
+            .values(status=status, closed_at=now, updated_at=now)
+        ).rowcount
+        if done:
+            data = {"status": status, "summary": stats}
+            append_event(
+                conn, account_id=account_id, run_id=run_id, type=f"run.{status}", data=data, ts=now
+            )
+        events = take_pending(conn)
+    hub = hub_for(store.engine)
+    after_commit(store, lambda: hub.publish(events))
 
 
 class JobWorker(threading.Thread):

@@ -1,7 +1,7 @@
 """Replay: re-execute a run's recorded tool calls against today's state.
 
 A dry replay runs each call's own handler inside a savepoint of the replaying call's transaction and
-rolls it back: the engine's dry-run (the very handler, undone), one savepoint per call. Each call is
+rolls it back: the engine's dry-run (the very handler, undone), each call rolled back on its own. Each call is
 compared with what it answered when it ran, ids and timestamps normalized: ``same``, ``differs``
 (a JSON diff of the result and of the records touched) or ``would_fail`` (the error it would get).
 A real replay (``execute``) calls the operations through the engine as a new run, with idempotency
@@ -29,6 +29,7 @@ NOT_REPLAYED = frozenset({"run.replay"})
 _ID = re.compile(r"^[a-z]+_[0-9A-Z]{16,40}$")
 _TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 _SECRET = re.compile(r"^(undo_|krabs_sk_)\S+$")
+SAVEPOINT = "krabs_replay"
 #: How many diff entries one call reports at most.
 MAX_DIFF = 50
 
@@ -146,7 +147,14 @@ class DryReplay:
         recorded = [(e, json.loads(e.data)) for e in events]
         ids = [str(d["action_id"]) for _e, d in recorded if d.get("action_id")]
         changes = _recorded_changes(self.uow.conn, self.uow.account_id, ids)
-        items = [self.one(e, d, changes.get(str(d.get("action_id")))) for e, d in recorded]
+        # One savepoint for the page, rolled back to after every call: plain driver SQL, because
+        # SQLAlchemy compiles a nested transaction's statements anew each time.
+        self.uow.conn.exec_driver_sql(f"SAVEPOINT {SAVEPOINT}")
+        try:
+            items = [self.one(e, d, changes.get(str(d.get("action_id")))) for e, d in recorded]
+        finally:
+            self.uow.conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+            self.uow.conn.exec_driver_sql(f"RELEASE SAVEPOINT {SAVEPOINT}")
         summary = {"calls": len(items), "same": 0, "differs": 0, "would_fail": 0, "skipped": 0}
         for item in items:
             summary[item["status"]] += 1
@@ -169,7 +177,8 @@ class DryReplay:
             "op": op_name,
             "original_action_id": event.action_id,
         }
-        args = data.get("args") if isinstance(data.get("args"), dict) else {}
+        recorded_args = data.get("args")
+        args: dict[str, Any] = recorded_args if isinstance(recorded_args, dict) else {}
         skip = self._skip_reason(op_name, data, args)
         if skip:
             return {**item, "status": "skipped", "reason": skip}
