@@ -517,6 +517,33 @@ def test_a_call_appears_on_the_open_run_page_live(page: Any, site: Site, shots: 
     shutil.copyfile(shots / "run.png", docs / "run-page.png")
 
 
+def test_import_progress_shows_live_without_a_timeline_row(page: Any, site: Site) -> None:
+    from krabs.engine.uow import utcnow
+    from krabs.runs.events import RunEvent
+    from krabs.runs.hub import hub_for
+
+    run_id = _run(site, "importing")
+    page.goto(f"{site.server.url}/runs/{run_id}")
+    expect(page.locator("#live-text")).to_have_text("Live")
+    rows_before = page.locator("#timeline tbody tr[data-seq]").count()
+    last = ok(site.call("run.get", {"id": run_id}))["last_seq"]
+    data = '{"op":"contact.import_csv","action_id":null,"rows_done":250,"rows_total":1000}'
+    event = RunEvent(
+        id=0,
+        seq=last,
+        account_id=site.account.account_id,
+        run_id=run_id,
+        type="import.progress",
+        ts=utcnow(),
+        data=data,
+        op="contact.import_csv",
+    )
+    hub_for(site.store.engine).publish([event])
+    expect(page.locator("#progress")).to_contain_text("contact.import_csv: 250 of 1000 rows")
+    assert page.locator("#progress-bar").get_attribute("value") == "250"
+    assert page.locator("#timeline tbody tr[data-seq]").count() == rows_before
+
+
 def test_the_run_page_resumes_after_a_dropped_connection(browser: Any, site: Site) -> None:
     proxy = Proxy(site.server.port)
     context = browser.new_context()

@@ -155,7 +155,17 @@ function add(type, event) {
   layout();
 }
 
+function progress(event) {
+  const box = document.getElementById('progress');
+  const total = event.rows_total ?? 0;
+  const label = total ? `${event.rows_done} of ${total} rows` : `${event.rows_done} rows`;
+  box.hidden = false;
+  box.replaceChildren(h('label', { for: 'progress-bar' }, `${event.op}: ${label}`),
+    h('progress', { id: 'progress-bar', max: total || undefined, value: total ? event.rows_done : undefined }, label));
+}
+
 function onEvent(type, event) {
+  if (type === 'import.progress') { progress(event); return; } // live only: no row, no seq of its own
   add(type, event);
   // A finished run's stream ends after its history; do not let EventSource reopen it forever.
   if (run && TERMINAL.has(run.status) && event.seq >= run.last_seq) stream?.close();
@@ -200,7 +210,7 @@ async function replay() {
 // -- start ----------------------------------------------------------------------------------------
 
 load().then(() => {
-  stream = subscribe(`/v1/runs/${encodeURIComponent(id)}/stream`, EVENT_TYPES, onEvent);
+  stream = subscribe(`/v1/runs/${encodeURIComponent(id)}/stream`, [...EVENT_TYPES, 'import.progress'], onEvent);
 }).catch((e) => {
   document.getElementById('summary').replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message));
   failed(e);
