@@ -16,7 +16,7 @@ const OWN = new Set(['run.get', 'run.list']);
 function cells(run) {
   const s = run.stats || {};
   return [
-    h('td', {}, link(`/runs/${run.id}`, run.name && run.name !== 'default' ? run.name : run.id), h('div', { class: 'muted id' }, run.id)),
+    h('td', {}, link(`/runs/${run.id}`, run.default ? `default (${run.created.slice(0, 10)})` : run.name || run.id), h('div', { class: 'muted id' }, run.id)),
     h('td', {}, h('span', { class: `badge ${run.status}` }, run.status.replaceAll('_', ' '))),
     h('td', {}, run.agent),
     h('td', { class: 'num', dataset: { k: 'calls' } }, String(s.calls ?? 0)),
@@ -43,6 +43,7 @@ function put(run) {
   }
   row.dataset.status = run.status;
   row.replaceChildren(...cells(run));
+  status(`${runs.size} run(s)`);
 }
 
 function refresh(id) {
