@@ -242,16 +242,18 @@ class DryReplay:
         )
         if op.mutates:
             child.action_id = new_id("action")
-        savepoint = self.uow.conn.begin_nested()
+        clean = False
         try:
             result = op.handler(child, args)
+            clean = not op.mutates  # a read that succeeded wrote nothing to undo
             return op.redacted(result), child.touched()
         except sa.exc.IntegrityError:
             raise KrabsError(
                 "conflict", "the write would conflict with a uniqueness rule"
             ) from None
         finally:
-            savepoint.rollback()
+            if not clean:
+                self.uow.conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
 
 
 CallFn = Callable[[str, dict[str, Any], str], dict[str, Any]]
