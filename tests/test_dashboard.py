@@ -639,6 +639,23 @@ def test_reject_cancel_and_replay_from_the_run_page(page: Any, site: Site) -> No
     assert refused.json()["error"]["code"] == "run_cancelled"
 
 
+def test_undo_a_whole_run_after_its_dry_run_plan(page: Any, site: Site) -> None:
+    run_id = _run(site, "mistakes")
+    made = _post(site, "contact.create", {"display_name": "Oops"}, **{"X-Krabs-Run": run_id})
+    gone = ok(site.call("contact.create", {"display_name": "Deleted by mistake"}))
+    _post(site, "contact.delete", {"id": gone["id"]}, **{"X-Krabs-Run": run_id})
+    page.goto(f"{site.server.url}/runs/{run_id}")
+    page.get_by_role("button", name="Undo this run…").click()
+    plan = page.locator("#undo")
+    expect(plan).to_contain_text("Undo plan (dry run: nothing changed yet)")
+    expect(plan.locator("table.diff")).to_contain_text("deleted_at")
+    assert site.call("contact.get", {"id": gone["id"]}).error is not None  # only a plan so far
+    plan.get_by_role("button", name="Confirm undo of this run").click()
+    expect(plan).to_contain_text("Undone:")
+    assert ok(site.call("contact.get", {"id": gone["id"]}))["display_name"] == "Deleted by mistake"
+    assert site.call("contact.get", {"id": made.json()["id"]}).error is not None
+
+
 def test_the_runs_list_updates_live(page: Any, site: Site, shots: Path) -> None:
     page.goto(site.server.url + "/runs")
     expect(page.locator("#live-text")).to_have_text("Live")

@@ -2,7 +2,7 @@
 // stream (resumed with Last-Event-ID after any drop: rows are keyed by seq, never duplicated),
 // cancel, approve or reject a waiting call, and a dry-run replay.
 import { call, newKey } from './api.js';
-import { h, status, failed, time, json, diffTable } from './ui.js';
+import { h, status, failed, time, json, diffTable, planTable } from './ui.js';
 import { subscribe, EVENT_TYPES, TERMINAL, ms, usd } from './live.js';
 
 const id = document.getElementById('run').dataset.id;
@@ -26,6 +26,7 @@ function summary() {
   document.getElementById('summary').replaceChildren(h('dl', { class: 'stats' }, facts.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))));
   document.querySelector('h1').firstChild.textContent = `Run ${run.name && run.name !== 'default' ? run.name : ''} `;
   const buttons = [h('button', { type: 'button', onclick: replay }, 'Dry-run replay')];
+  if ((s.writes ?? 0) > 0) buttons.push(h('button', { type: 'button', class: 'danger', onclick: undoPlan }, 'Undo this run…'));
   if (!TERMINAL.has(run.status)) buttons.unshift(h('button', { type: 'button', class: 'danger', onclick: cancel }, 'Cancel run'));
   buttons.push(h('a', { href: `/audit?run=${encodeURIComponent(id)}` }, 'Writes in the audit log'));
   document.getElementById('run-buttons').replaceChildren(...buttons);
@@ -205,6 +206,33 @@ async function replay() {
     }
     status('Dry-run replay done');
   } catch (e) { box.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message)); }
+}
+
+// -- undo the run's writes ------------------------------------------------------------------------
+
+async function undoPlan() {
+  const card = document.getElementById('undo-card');
+  const box = document.getElementById('undo');
+  card.hidden = false;
+  box.replaceChildren('Asking for the dry-run plan…');
+  try {
+    const plan = await call('run.undo', { id }, { dryRun: true });
+    const result = plan.result;
+    const counts = Object.entries(result.counts).map(([k, v]) => `${v} ${k.replace('_', ' ')}`).join(', ');
+    const confirm = h('button', { type: 'button', class: 'danger', onclick: async () => {
+      try {
+        const done = await call('run.undo', { id, reason: 'undone from the dashboard' }, { idempotencyKey: newKey() });
+        box.replaceChildren(h('p', { class: 'ok' }, `Undone: ${done.restored.length} row(s) restored (action ${done.id}).`));
+        status(`Run undone: ${done.restored.length} row(s) restored`);
+      } catch (e) { box.replaceChildren(h('p', { class: 'error', role: 'alert' }, `${e.code}: ${e.message}`)); }
+    } }, 'Confirm undo of this run');
+    box.replaceChildren(
+      h('h3', {}, 'Undo plan (dry run: nothing changed yet)'),
+      h('p', {}, `Writes: ${counts || 'none'}; ${result.restored.length} row(s) would be restored.`),
+      planTable(plan.diff),
+      h('div', { class: 'buttons' }, confirm, h('button', { type: 'button', onclick: () => { card.hidden = true; } }, 'Cancel')));
+    confirm.focus();
+  } catch (e) { box.replaceChildren(h('p', { class: 'error', role: 'alert' }, `${e.code}: ${e.message}`)); }
 }
 
 // -- start ----------------------------------------------------------------------------------------
