@@ -238,3 +238,12 @@ def test_missing_and_foreign_records_are_not_found(
             ).scalar()
             == "pending"
         )
+
+
+def test_a_gate_on_everything_never_locks_out_the_deciders(call: Caller, engine: Engine) -> None:
+    ok(call("approval_policy.set", {"rules": [{"op": "*"}]}))
+    e = err(call("tag.create", {"name": "t"}, idem="all"), "approval_required")
+    ok(call("approval.decide", {"id": e["approval_id"], "decision": "approve"}))
+    ok(call("tag.create", {"name": "t"}, idem="all"))
+    assert ok(call("approval_policy.set", {"rules": []}))["deleted"] is True
+    ok(call("tag.create", {"name": "free"}))
