@@ -170,3 +170,26 @@ def test_another_accounts_job_is_not_found(http: httpx.Client, engine: Engine, l
         headers={"Authorization": f"Bearer {other.secret}"},
     )
     assert r.status_code == 404
+
+
+def test_a_job_locked_by_another_node_is_skipped(
+    call: Caller, engine: Engine, backend: str
+) -> None:
+    """On PostgreSQL a worker never waits for nor takes a job another node holds (SKIP LOCKED)."""
+    if backend != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer")
+    import concurrent.futures
+
+    import sqlalchemy as sa
+
+    from krabs.runs.jobs import claim
+    from krabs.store.tables import jobs
+
+    calls = [{"op": "contact.list", "args": {}}]
+    held = ok(call("run.enqueue", {"calls": calls}))["id"]
+    ok(call("run.enqueue", {"calls": calls}))
+    with engine.store.engine.connect() as other_node, other_node.begin():
+        other_node.execute(sa.select(jobs.c.id).where(jobs.c.id == held).with_for_update())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            taken = pool.submit(claim, engine.store).result(timeout=10)  # never blocks
+        assert taken is None or taken["id"] != held
