@@ -210,3 +210,31 @@ def test_cli_imports_a_local_file_remote(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["created"] == 40
     assert len(all_contacts(call)) == 40
+
+
+def test_cli_exports_every_row_to_a_file(
+    live: Any, account: NewAccount, call: Caller, tmp_path: Path
+) -> None:
+    ok(call("contact.import_csv", {"csv": rows_csv(25)}))
+    ok(call("contact.create", {"display_name": '=HYPERLINK("x")'}))
+    remote = {"KRABS_URL": live.url, "KRABS_API_KEY": account.secret}
+    target = tmp_path / "out.csv"
+    result = krabs(remote, "contact", "export_csv", "--to", str(target), "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["bytes"] == target.stat().st_size
+    lines = target.read_text().splitlines()
+    assert len(lines) == 27 and lines[0].startswith("id,")
+    assert any("'=HYPERLINK" in line for line in lines)
+    bad = krabs(remote, "contact", "export_csv", "--to", str(target), "--stage", "nope")
+    assert bad.exit_code == 2
+
+
+def test_cli_exports_to_a_file_embedded(tmp_path: Path) -> None:
+    env = {"KRABS_URL": None, "KRABS_API_KEY": None, "KRABS_DATA_DIR": str(tmp_path / "data")}
+    source = tmp_path / "in.csv"
+    source.write_text(rows_csv(12))
+    assert krabs(env, "contact", "import_csv", str(source)).exit_code == 0
+    target = tmp_path / "out.csv"
+    result = krabs(env, "contact", "export_csv", "--to", str(target), "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert len(target.read_text().splitlines()) == 13

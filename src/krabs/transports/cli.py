@@ -24,7 +24,7 @@ from krabs.transports.cli_fields import (
     option_for,
     read_json,
 )
-from krabs.transports.cli_files import call_with_file
+from krabs.transports.cli_files import STREAMED_EXPORTS, call_with_file, export_to_file
 from krabs.transports.cli_render import render_error, render_result
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -97,6 +97,12 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
     target, kinds = identity_kinds(entry, specs)
     mutates = bool(entry.get("mutates"))
     params: list[click.Parameter] = [option_for(s) for s in specs]
+    if name in STREAMED_EXPORTS:  # the whole export, streamed into a file
+        params.append(
+            click.Option(
+                ["--to", "to_file"], type=click.Path(dir_okay=False), help="Write all rows here."
+            )
+        )
     if entry.get("file_argument"):  # a local file feeds the bulk text argument
         params.insert(
             0,
@@ -162,7 +168,11 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
                 "idempotency_key": values.get("idempotency_key"),
                 "run": values.get("run"),
             }
-            if values.get("file"):
+            if values.get("to_file"):
+                result = export_to_file(
+                    state(ctx).backend, name, args, Path(values["to_file"]), err_console
+                )
+            elif values.get("file"):
                 result = call_with_file(
                     state(ctx).backend,
                     name,
