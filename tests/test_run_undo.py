@@ -488,8 +488,10 @@ def test_a_bulk_import_in_the_run_is_removed_and_guarded(engine, account, call_)
     out = ok(call_("contact.import_csv", {"csv": "email,name,company,tags\n" + rows}, run=run))
     assert out["created"] == 30
     ok(call_("contact.update", {"id": old["id"], "company": "In run"}, run=run))
+    third = ok(call_("contact.list", {"q": "Person 3", "limit": 5}))["data"][0]
+    ok(call_("contact.update", {"id": third["id"], "title": "In run"}, run=run))
     report = ok(call_("run.undo", {"id": run, "dry_run": True}))["result"]
-    assert [w["status"] for w in report["writes"]] == ["reverted", "reverted"]
+    assert [w["status"] for w in report["writes"]] == ["reverted"] * 3
 
     imported = ok(call_("contact.list", {"q": "Person 7", "limit": 5}))["data"][0]
     ok(call_("contact.update", {"id": imported["id"], "title": "Edited outside"}))
@@ -502,3 +504,5 @@ def test_a_bulk_import_in_the_run_is_removed_and_guarded(engine, account, call_)
     ok(call_("run.undo", {"id": run, "force": True}))
     err(call_("contact.get", {"id": imported["id"]}), "not_found")
     assert state(engine) == before
+    twice = ok(call_("run.undo", {"id": run}))
+    assert twice["counts"] == {"reverted": 0, "already_reverted": 3, "conflict": 0}

@@ -154,6 +154,23 @@ def merge(change: dict[str, Any], now: Row | None, origin: Row | None, *, force:
     return Merge("reverted", conflicts, before, tuple(back))
 
 
+def _origins(payloads: list[dict[str, Any]]) -> dict[Key, Row | None]:
+    """Each row as it was before the run first changed it: its first before-image, or nothing for
+    a row inside the id range of a bulk create the run made (compact entries list no rows)."""
+    origins: dict[Key, Row | None] = {}
+    ranges: list[tuple[str, str, str]] = []
+    for payload in payloads:
+        for ch in payload["changes"]:
+            if ch.get("compact"):
+                ranges.append((ch["table"], ch["first"], ch["last"]))
+                continue
+            key = (ch["table"], ch["id"])
+            if key not in origins:
+                bulk = any(t == key[0] and lo <= key[1] <= hi for t, lo, hi in ranges)
+                origins[key] = None if bulk else ch["before"]
+    return origins
+
+
 def _bulk_create(
     uow: UnitOfWork,
     ch: dict[str, Any],
@@ -191,11 +208,7 @@ def undo_run(uow: UnitOfWork, run_id: str, *, force: bool) -> dict[str, Any]:
         if not ch.get("compact")
     )
     rows = current_rows(uow, keys)
-    origins: dict[Key, Row | None] = {}
-    for a in actions:
-        for ch in [] if a.id in skipped else payloads[a.payload_digest]["changes"]:
-            if not ch.get("compact"):
-                origins.setdefault((ch["table"], ch["id"]), ch["before"])
+    origins = _origins([payloads[a.payload_digest] for a in actions if a.id not in skipped])
     restored: dict[Key, dict[str, str]] = {}
     writes: list[dict[str, Any]] = []
     with unique_rules_kept():
