@@ -510,7 +510,11 @@ def test_a_call_appears_on_the_open_run_page_live(page: Any, site: Site, shots: 
     detail = page.locator("#timeline tr.details:not([hidden])")
     expect(detail).to_contain_text('"display_name": "Live one"')
     expect(detail.locator("table.diff")).to_contain_text("display_name")
-    expect(page.locator("#summary")).to_contain_text("Calls")
+    # The summary follows: counts at once, exact stats re-read from run.get.
+    expect(page.locator("#summary dd[data-k='calls']")).to_have_text("2")
+    expect(page.locator("#summary dd[data-k='errors']")).to_have_text("1")
+    expect(page.locator("#summary dd[data-k='writes']")).to_have_text("1")
+    expect(page.locator("#summary dd[data-k='p95']")).not_to_have_text("—")
     page.screenshot(path=shots / "run.png", full_page=True)
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)

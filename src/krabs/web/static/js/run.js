@@ -11,6 +11,7 @@ const rows = new Map(); // seq -> {event, row, bar}
 let run = null;
 let stream = null;
 let refreshTimer = null;
+const OWN = new Set(['run.get', 'approval.list', 'action.get', 'run.replay']);
 
 // -- summary and buttons --------------------------------------------------------------------------
 
@@ -23,7 +24,7 @@ function summary() {
     ['Writes', String(s.writes ?? 0)], ['p50', ms(s.latency_p50_ms)], ['p95', ms(s.latency_p95_ms)],
     ['Tokens', `${s.input_tokens ?? 0} in / ${s.output_tokens ?? 0} out`], ['Cost', usd(s.cost_usd)],
   ];
-  document.getElementById('summary').replaceChildren(h('dl', { class: 'stats' }, facts.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))));
+  document.getElementById('summary').replaceChildren(h('dl', { class: 'stats' }, facts.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', { dataset: { k: k.toLowerCase() } }, v)))));
   document.querySelector('h1').firstChild.textContent = `Run ${run.name && run.name !== 'default' ? run.name : ''} `;
   const buttons = [h('button', { type: 'button', onclick: replay }, 'Dry-run replay')];
   if ((s.writes ?? 0) > 0) buttons.push(h('button', { type: 'button', class: 'danger', onclick: undoPlan }, 'Undo this run…'));
@@ -44,16 +45,17 @@ function later() {
 }
 
 async function cancel(event) {
-  const box = document.getElementById('run-buttons');
+  const box = document.getElementById('run-confirm');
   const confirm = h('button', { type: 'button', class: 'danger', onclick: async () => {
     try {
       await call('run.cancel', { id, reason: 'cancelled from the dashboard' }, { idempotencyKey: newKey() });
       status('Run cancelled');
+      box.replaceChildren();
       await load();
     } catch (e) { failed(e); }
   } }, 'Yes, cancel this run');
   box.replaceChildren(h('span', {}, 'The agent will get run_cancelled on its next call. '), confirm,
-    h('button', { type: 'button', onclick: summary }, 'Keep it running'));
+    h('button', { type: 'button', onclick: () => box.replaceChildren() }, 'Keep it running'));
   confirm.focus();
   event?.preventDefault();
 }
@@ -173,9 +175,11 @@ function onEvent(type, event) {
   if (type === 'tool_call' && run) {
     run.stats.calls += 1;
     if (event.error) run.stats.errors += 1;
+    if (event.action_id) run.stats.writes += 1;
     summary();
   }
-  if (type !== 'tool_call' || event.error?.code === 'approval_required') later();
+  // Exact stats are re-read, except after this page's own reads (which would feed themselves).
+  if (type !== 'tool_call' || !OWN.has(event.op)) later();
   if (['run.completed', 'run.failed', 'run.cancelled', 'run.expired'].includes(type)) {
     stream?.close();
     later();
