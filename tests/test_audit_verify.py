@@ -243,6 +243,21 @@ def test_rotation_keeps_the_log_verifiable(private_engine, tmp_path):
         new_key["from_seq"], old_key["to_seq"] = 2, 1
         with pytest.raises(Tampered, match="without a rotation record"):
             verify_log(data, workers=1)
+        # Pinning the first key accepts the rotated-in one, and refuses a key slipped in.
+        pin = base64.b64decode(old_key["public_key"])
+        assert verify_log(from_database(conn, acct.account_id), pinned=[pin], workers=1).pinned
+        slipped = from_database(conn, acct.account_id)
+        intruder = SigningKey.generate()
+        slipped.keys.append(
+            {
+                "name": intruder.name,
+                "public_key": base64.b64encode(intruder.public).decode(),
+                "from_seq": 3,
+                "to_seq": None,
+            }
+        )
+        with pytest.raises(Tampered, match="neither pinned nor rotated in"):
+            verify_log(slipped, pinned=[pin], workers=1)
 
 
 def test_cli_verifies_a_live_server_and_pins_its_vkey(call, engine, account, live, tmp_path):

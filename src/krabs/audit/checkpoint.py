@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from krabs.audit import merkle
-from krabs.audit.signing import SigningKey, note_key_id, signer_for, verify
+from krabs.audit.signing import SigningKey, note_key_id, open_range, signer_for, verify
 from krabs.store.tables import audit_actions, audit_checkpoints, audit_heads
 
 EVERY_RECORDS = 1000
@@ -181,6 +181,8 @@ def make_checkpoint(
     """The checkpoint at ``size`` (default: the head) signed by ``keys``; an existing one at that
     size is returned as is, or signed anew by ``keys`` when ``resign`` (key rotation)."""
     size = head_size(conn, account_id) if size is None else size
+    for key in keys:  # a node checkpointing an account it never wrote to joins its key set here
+        open_range(conn, account_id, key, max(size, 1))
     prev = latest(conn, account_id, upto=size)
     if prev is not None and int(prev.size) == size and not resign:
         return checkpoint_object(prev)

@@ -1,7 +1,7 @@
 """Key rotation: every account's log gets an ``audit.key_rotated`` record signed by the old key whose
 result names the new one (so the hashed log itself introduces it), the old key's range closes there,
 the new one's opens at the next record, and a checkpoint at the rotation is signed by both. Then the
-deployment's registry switches its active key and the new key file replaces the old."""
+key registry retires the old key and the new key file replaces the old one."""
 
 from __future__ import annotations
 
@@ -51,12 +51,8 @@ def rotate_key(store: Store, data_dir: Path) -> dict[str, Any]:
             accounts.append(account_id)
         t = audit_signing_keys
         now = utcnow()
-        conn.execute(t.update().where(t.c.name == old.name).values(active=None, retired_at=now))
-        conn.execute(
-            t.insert().values(
-                name=new.name, public_key=b64(new.public), active="yes", created_at=now
-            )
-        )
+        conn.execute(t.update().where(t.c.name == old.name).values(retired_at=now))
+        conn.execute(t.insert().values(name=new.name, public_key=b64(new.public), created_at=now))
     os.replace(staged, path)
     signer.reload()
     return {"old_key": old.name, "new_key": new.name, "accounts": accounts}

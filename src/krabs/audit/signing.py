@@ -1,20 +1,20 @@
 """Ed25519 keys that sign the audit log: every record's leaf hash, and checkpoints.
 
-Where the private key lives, and why. The key is a file, never a database row: ``audit-signing.key``
-in the data directory (or ``KRABS_AUDIT_KEY_FILE``), created with mode 0600 on first use, holding the
-raw 32-byte seed. A database holding the key in the clear would let anyone who can rewrite the log
-also re-sign it, which is the one thing signatures are for; encrypting it there would only move the
-question to where the encryption key lives. The database holds public halves only:
-``audit_signing_keys`` is the deployment's registry, with exactly one active key (a unique ``active``
-slot), so every node of a PostgreSQL deployment must sign with that key and a node started with
-another or no key file refuses to sign (and so to write) with a message saying what to copy where.
-For several nodes, point ``KRABS_AUDIT_KEY_FILE`` at the same secret (a mounted secret, like a TLS
-key). ``audit_account_keys`` records, per account, which key signs which seq range; it travels in the
-account export, so a verifier needs nothing else (and may pin the first key out of band).
+Where the private key lives, and why. Each node's key is a file, never a database row:
+``audit-signing.key`` in its data directory (or ``KRABS_AUDIT_KEY_FILE``), created with mode 0600 on
+first use, holding the raw 32-byte seed. A database holding private keys in the clear would let
+whoever can rewrite the log also re-sign it, which is the one thing signatures are for; encrypting
+them there only moves the question to where that key lives; and copying one secret to every node
+spreads it. So several nodes sharing a PostgreSQL database each keep their own key, and the database
+holds public halves only, which all nodes agree on: ``audit_signing_keys`` registers every node's key
+(a retired key is refused), and ``audit_account_keys`` says, per account, which keys sign which seq
+range; it travels in the account export. Verifiers pin the keys they trust (``GET /v1/audit/key``,
+``krabs audit verify --key``): a key a database attacker slipped in is then refused, and without pins
+the verifier says that it did not check the keys' origin.
 
-Rotation (``krabs audit rotate-key``, run with the nodes stopped, or they pick up the new key file
-within a second) appends an ``audit.key_rotated`` record signed by the old key and naming the new
-one, closes the old key's range there and signs a checkpoint with both keys.
+Rotation (``krabs audit rotate-key``) replaces this node's key: every account's log gets an
+``audit.key_rotated`` record signed by the old key naming the new one, the old key's range closes
+there and a checkpoint is signed by both; a rotated-in key needs no pin of its own.
 
 ``KRABS_AUDIT_SIGNING=off`` turns signing off; it exists for the benchmark that measures its cost."""
 
@@ -41,7 +41,7 @@ ED25519 = b"\x01"
 
 
 class SigningError(RuntimeError):
-    """This node cannot sign as the deployment's active key."""
+    """This node's key cannot sign (it was retired by a rotation)."""
 
 
 def b64(data: bytes) -> str:
@@ -123,7 +123,7 @@ def key_path(data_dir: Path) -> Path:
 
 
 class Signer:
-    """This process's signing key, bound once per database to that database's active key."""
+    """This node's signing key, registered once per database it writes to."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -164,8 +164,7 @@ class Signer:
         self._mtime = 0.0
 
     def bind(self, conn: sa.Connection) -> SigningKey:
-        """Check (once per database) that this key is the deployment's active one, registering it
-        when the database has none yet."""
+        """Register (once per database) this node's public key, refusing a retired one."""
         key = self.key
         db = conn.engine
         if db in self._bound:
@@ -173,21 +172,17 @@ class Signer:
         if not sa.event.contains(conn.engine, "rollback", self._forget):
             sa.event.listen(conn.engine, "rollback", self._forget)
         t = audit_signing_keys
-        active = conn.execute(sa.select(t.c.name).where(t.c.active.is_not(None))).scalars().all()
-        if not active:
+        row = conn.execute(sa.select(t.c.retired_at).where(t.c.name == key.name)).first()
+        if row is None:
             conn.execute(
                 t.insert().values(
-                    name=key.name,
-                    public_key=b64(key.public),
-                    active="yes",
-                    created_at=_now(),
-                    retired_at=None,
+                    name=key.name, public_key=b64(key.public), created_at=_now(), retired_at=None
                 )
             )
-        elif key.name not in active:
+        elif row.retired_at is not None:
             raise SigningError(
-                f"this node's audit signing key {key.name} ({self.path}) is not the deployment's "
-                f"active key {active[0]}; give every node the same key file (KRABS_AUDIT_KEY_FILE)"
+                f"audit signing key {key.name} ({self.path}) was retired at {row.retired_at} by "
+                "krabs audit rotate-key; this node must sign with the key file that replaced it"
             )
         self._bound.add(db)
         return key

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from krabs.audit import merkle
 from krabs.audit.canonical import digest
 from krabs.audit.checkpoint import NoteError, verify_note
+from krabs.audit.signing import note_key_id
 from krabs.audit.verify_work import ROTATION_OP as ROTATION_OP
 from krabs.audit.verify_work import Context, Entry, check_batch, check_payloads
 
@@ -97,9 +98,9 @@ def _ranges(rows: list[dict[str, Any]]) -> list[KeyRange]:
             raise Tampered(0, f"key {r['name']} is not base64") from None
         to_seq = None if r["to_seq"] is None else int(r["to_seq"])
         out.append(KeyRange(str(r["name"]), public, int(r["from_seq"]), to_seq))
-    for a, b in itertools.pairwise(out):
-        if a.to_seq is None or b.from_seq != a.to_seq + 1:
-            raise Tampered(b.from_seq, f"key {b.name} does not take over where {a.name} ends")
+    for k in out:
+        if k.from_seq < 1 or (k.to_seq is not None and k.to_seq < k.from_seq):
+            raise Tampered(0, f"key {k.name} has an impossible range")
     return out
 
 
@@ -180,11 +181,8 @@ def verify_log(
     report = Report(data.account_id)
     ranges = _ranges(data.keys)
     report.keys = [k.name for k in ranges]
-    pinned = list(pinned)
-    if pinned:
-        if not ranges or ranges[0].public not in pinned:
-            raise Tampered(0, "the log's first signing key is not the pinned key")
-        report.pinned = True
+    pins = list(pinned)
+    report.pinned = bool(pins)
     procs = workers if workers is not None else (os.cpu_count() or 1)
     ctx = Context(
         data.account_id, tuple((k.name, k.public, k.from_seq, k.to_seq) for k in ranges), run_id
@@ -202,9 +200,10 @@ def verify_log(
     gaps = log.present.find(0, 0, n)
     if gaps >= 0:
         errors.append(Tampered(gaps + 1, "record missing (seq gap)"))
-    report.unsigned_before_signing = min(ranges[0].from_seq - 1, n) if ranges else n
+    report.unsigned_before_signing = min(min(k.from_seq for k in ranges) - 1, n) if ranges else n
     for phase in (
         lambda: _check_chain(log, ranges, run_id, report),
+        lambda: _check_keys(log, ranges, pins),
         lambda: _check_payloads(data, log, report, procs),
         lambda: None if gaps >= 0 else _check_checkpoints(data, ranges, log, since, report),
     ):
@@ -225,13 +224,9 @@ def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: 
         if log.prev[at : at + 32] != prev:
             raise Tampered(seq, "prev_hash does not match the previous record (chain broken)")
         prev = bytes(log.own[at : at + 32])
-    for old, new in itertools.pairwise(ranges):
-        seq = new.from_seq - 1
-        want = digest(rotation_result(old.name, new.name, base64.b64encode(new.public).decode()))
-        if log.rotations.get(seq) != want:
-            raise Tampered(seq, f"key {new.name} takes over without a rotation record here")
-    if ranges and ranges[-1].from_seq > log.n + 1:
-        raise Tampered(log.n + 1, f"key {ranges[-1].name} starts beyond the log's {log.n} records")
+    late = [k for k in ranges if k.from_seq > log.n + 1]
+    if late:
+        raise Tampered(log.n + 1, f"key {late[0].name} starts beyond the log's {log.n} records")
     if run_id is not None and not report.run_records:
         raise Tampered(0, f"no record of run {run_id} in the log")
 
@@ -289,9 +284,14 @@ def _check_checkpoints(
         which = f"checkpoint at {cp['size']}" if cp["size"] else "--since checkpoint"
         size = int(cp["size"] or 0)
         try:
-            note = verify_note(cp["note"], publics, need=_needed(ranges, cp["size"]))
+            note = verify_note(cp["note"], publics, need=_needed(log, ranges, cp["size"]))
         except NoteError as exc:
             raise Tampered(size, f"{which}: {exc}") from None
+        valid = {k.name for k in ranges if k.covers(note.size) or k.from_seq == note.size + 1}
+        for name, key_id, _sig in note.signatures:
+            public = publics.get(name)
+            if public and note_key_id(name, public) == key_id and name not in valid:
+                raise Tampered(size, f"{which}: signed by {name}, a key not valid at that size")
         if note.origin != f"krabs/{data.account_id}":
             raise Tampered(size, f"{which} is for {note.origin[:80]}, not this account")
         if note.size > n:
@@ -312,9 +312,38 @@ def _check_checkpoints(
     report.checkpoints = len(cps)
 
 
-def _needed(ranges: list[KeyRange], size: int | None) -> list[str]:
-    """Keys that must have signed a checkpoint: the one covering its last record, plus the next one
-    when a rotation happens exactly there."""
+def _rotated_from(log: _Log, ranges: list[KeyRange], new: KeyRange) -> KeyRange | None:
+    """The key ``new`` replaced: a rotation record just before its range, signed by the old key
+    (whose range ends there), commits to exactly this new key."""
+    seq = new.from_seq - 1
+    for old in ranges:
+        if old.to_seq == seq and old is not new:
+            pub = base64.b64encode(new.public).decode()
+            if log.rotations.get(seq) == digest(rotation_result(old.name, new.name, pub)):
+                return old
+    return None
+
+
+def _check_keys(log: _Log, ranges: list[KeyRange], pins: list[bytes]) -> None:
+    """With pins: every key is pinned or was rotated in from an accepted key (so a key slipped into
+    the database is refused). A closed range must end in a rotation."""
+    accepted: set[str] = set()
+    for k in ranges:
+        old = _rotated_from(log, ranges, k)
+        if k.public in pins or (old is not None and old.name in accepted) or not pins:
+            accepted.add(k.name)
+        else:
+            raise Tampered(k.from_seq, f"key {k.name} is neither pinned nor rotated in")
+    for k in ranges:
+        if k.to_seq is not None and not any(
+            n.from_seq == k.to_seq + 1 and _rotated_from(log, ranges, n) is k for n in ranges
+        ):
+            raise Tampered(k.to_seq, f"key {k.name} stops here without a rotation record")
+
+
+def _needed(log: _Log, ranges: list[KeyRange], size: int | None) -> list[str]:
+    """Keys that must have signed a checkpoint: at a rotation, the old key and the new one."""
     if size is None:
         return []
-    return [k.name for k in ranges if k.covers(size) or k.from_seq == size + 1]
+    pairs = [(k, _rotated_from(log, ranges, k)) for k in ranges if k.from_seq == size + 1]
+    return [name for new, old in pairs if old is not None for name in (old.name, new.name)]

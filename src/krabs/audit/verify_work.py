@@ -24,10 +24,11 @@ class Context:
     ranges: tuple[tuple[str, bytes, int, int | None], ...]
     run_id: str | None
 
-    def key_for(self, seq: int) -> tuple[str, bytes] | None:
-        for name, public, lo, hi in self.ranges:
-            if lo <= seq and (hi is None or seq <= hi):
-                return name, public
+    def key_for(self, name: str, seq: int) -> bytes | None:
+        """The public key ``name`` if it may sign record ``seq`` (several may: one per node)."""
+        for key, public, lo, hi in self.ranges:
+            if key == name and lo <= seq and (hi is None or seq <= hi):
+                return public
         return None
 
 
@@ -51,7 +52,7 @@ def check_batch(
     """Check a batch of action rows (each with its ``signing_key`` and ``signature``, or None)."""
     entries: list[Entry] = []
     errors: list[tuple[int, str]] = []
-    first = ctx.ranges[0][2] if ctx.ranges else None
+    first = min((r[2] for r in ctx.ranges), default=None)
     for row in rows:
         seq = int(row["seq"])
         raw = row["record"].encode()
@@ -100,19 +101,19 @@ def _check_signature(
         if sig_b64 is not None:
             errors.append((seq, "signed before any key's range begins"))
         return False
-    expected = ctx.key_for(seq)
-    if sig_b64 is None or expected is None:
+    if sig_b64 is None:
         errors.append((seq, "record is not signed"))
         return False
-    if name != expected[0]:
-        errors.append((seq, f"signed by {str(name)[:80]}, but {expected[0]} signs records here"))
+    public = ctx.key_for(str(name), seq)
+    if public is None:
+        errors.append((seq, f"signed by {str(name)[:80]}, a key not valid for this record"))
         return False
     try:
         sig = base64.b64decode(sig_b64, validate=True)
     except ValueError:
         errors.append((seq, "signature is not base64"))
         return False
-    if len(sig) != 64 or not verify_signature(expected[1], sig, leaf):
+    if len(sig) != 64 or not verify_signature(public, sig, leaf):
         errors.append((seq, "signature does not match the record (record or signature altered)"))
         return False
     return True

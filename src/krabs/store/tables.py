@@ -506,14 +506,13 @@ jobs = sa.Table(
 
 # -- the signed log: signatures, checkpoints, signing keys, erasure (migration 0004) ----------------
 
-#: The deployment's audit signing keys, public halves only (the private key is a file: see
-#: ``krabs.audit.signing``). ``active`` is "yes" on exactly one row, NULL on retired ones.
+#: Every node's audit signing key, public halves only (each private key is a file in its node's data
+#: directory: see ``krabs.audit.signing``); ``retired_at`` is set by key rotation.
 audit_signing_keys = sa.Table(
     "audit_signing_keys",
     metadata,
     sa.Column("name", sa.String(80), primary_key=True),
     sa.Column("public_key", sa.String(64), nullable=False),
-    sa.Column("active", sa.String(3), unique=True),
     _ts("created_at"),
     _ts("retired_at", nullable=True),
 )

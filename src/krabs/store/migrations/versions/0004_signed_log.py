@@ -21,11 +21,9 @@ def upgrade() -> None:
         "audit_signing_keys",
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("public_key", sa.String(length=64), nullable=False),
-        sa.Column("active", sa.String(length=3), nullable=True),
         sa.Column("created_at", sa.String(length=32), nullable=False),
         sa.Column("retired_at", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_audit_signing_keys")),
-        sa.UniqueConstraint("active", name=op.f("uq_audit_signing_keys_active")),
     )
     op.create_table(
         "audit_account_keys",
