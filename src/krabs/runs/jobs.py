@@ -7,10 +7,13 @@ calls already done instead of applying them twice."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,16 +142,21 @@ def end_run(store: Store, account_id: str, run_id: str, status: str, stats: dict
 class JobWorker(threading.Thread):
     """Polls for jobs; one per engine in a process."""
 
-    def __init__(self, engine: Engine, poll: float = 0.5) -> None:
+    def __init__(self, engine: Engine, poll: float = 0.5, idle_exit: float | None = None) -> None:
         super().__init__(name="krabs-jobs", daemon=True)
         self.engine_ref = weakref.ref(engine)
         self.poll = poll
+        #: Stop after this many seconds without a job (a worker started by a request, not the app).
+        self.idle_exit = idle_exit
         self.wake = threading.Event()
         self.stopped = threading.Event()
 
     def run(self) -> None:
         failures = 0
+        idle_since = time.monotonic()
         while not self.stopped.is_set():
+            if self.idle_exit is not None and time.monotonic() - idle_since > self.idle_exit:
+                return
             engine = self.engine_ref()
             if engine is None:
                 return
@@ -156,6 +164,7 @@ class JobWorker(threading.Thread):
                 job = claim(engine.store)
                 if job is not None:
                     run_job(engine, job)
+                    idle_since = time.monotonic()
                 failures = 0
             except Exception:
                 failures += 1
@@ -173,11 +182,22 @@ _workers: weakref.WeakKeyDictionary[Engine, JobWorker] = weakref.WeakKeyDictiona
 _lock = threading.Lock()
 
 
-def ensure_worker(engine: Engine) -> JobWorker:
-    """This process's worker for ``engine``, started on first use."""
+def ensure_worker(engine: Engine, idle_exit: float | None = None) -> JobWorker:
+    """This process's worker for ``engine``, started if none is running."""
     with _lock:
         worker = _workers.get(engine)
         if worker is None or not worker.is_alive():
-            worker = _workers[engine] = JobWorker(engine)
+            worker = _workers[engine] = JobWorker(engine, idle_exit=idle_exit)
             worker.start()
     return worker
+
+
+@contextlib.asynccontextmanager
+async def job_worker(engine: Engine) -> AsyncIterator[None]:
+    """For the app's lifespan: every node that serves takes queued jobs while it runs."""
+    worker = ensure_worker(engine)
+    try:
+        yield
+    finally:
+        worker.stopped.set()
+        worker.wake.set()

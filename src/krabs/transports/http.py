@@ -126,6 +126,7 @@ def render(outcome: Outcome, op: str, request_id: str) -> Response:
 
 
 def create_app(engine: Engine) -> Starlette:
+    from krabs.runs.jobs import job_worker
     from krabs.transports.http_runs import run_routes  # it imports this module's helpers
     from krabs.transports.http_streams import stream_routes  # likewise
     from krabs.transports.mcp import McpEndpoint  # it imports this module's helpers
@@ -231,6 +232,7 @@ def create_app(engine: Engine) -> Starlette:
             mcp.lifespan(),
             sweeper(engine.store),
             audit_sweeper(engine.store, engine.settings.data_dir),
+            job_worker(engine),  # queued runs (POST /v1/run with queue, run.enqueue)
         ),
     )
 

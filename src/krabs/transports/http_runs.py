@@ -31,11 +31,12 @@ from krabs.transports.http import (
 
 #: ``POST /v1/runs/{id}/input`` bodies are small: a decision and a note (the seed's 32 KB).
 INPUT_LIMIT = 32 * 1024
+#: How long a worker started by a request (no app lifespan) waits for more jobs before it stops.
+IDLE_EXIT = 10.0
 
 
 def run_routes(engine: Engine) -> list[Route]:
     limit = engine.settings.max_body_bytes
-    ensure_worker(engine)  # queued runs are taken by every node that serves HTTP
 
     async def who(request: Request) -> tuple[str | None, Principal]:
         api_key, principal = await caller(request, engine)
@@ -142,7 +143,8 @@ async def _enqueue(
     )
     if outcome.error is not None or outcome.result is None:
         return render(outcome, "run.enqueue", request_id)
-    ensure_worker(engine).wake.set()
+    # The app's lifespan runs a worker; a server without one (tests) gets one that idles out.
+    ensure_worker(engine, idle_exit=IDLE_EXIT).wake.set()
     job = outcome.result
     response = JSONResponse(
         {**job, "job_id": job["id"], "status": job["status"]},
