@@ -193,3 +193,8 @@ def test_an_expired_session_is_refused(
     r = browser_like.post("/v1/contact.list", json={}, headers={"X-CSRF-Token": token})
     assert r.status_code == 401
     assert browser_like.get("/contacts").status_code == 303
+    # The next sign-in sweeps expired rows away.
+    sign_in(browser_like, account.secret)
+    with engine.store.connect(write=False) as conn:
+        gone = conn.execute(sa.select(web_sessions).where(web_sessions.c.id == _digest(secret)))
+        assert gone.first() is None

@@ -57,6 +57,8 @@ def sign_in(store: Store, cache: KeyCache, api_key: str) -> tuple[str, Principal
     now = dt.datetime.now(dt.UTC)
     expires = (now + LIFETIME).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     with store.transaction() as conn:
+        # Sessions past their expiry are dead either way; sweeping them here bounds the table.
+        conn.execute(web_sessions.delete().where(web_sessions.c.expires_at < utcnow()))
         conn.execute(
             web_sessions.insert().values(
                 id=_digest(secret),
