@@ -42,7 +42,7 @@ class RunStats(Out):
     writes: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
-    duration_ms: float
+    duration_ms: float = Field(description="From the run's start to its last call.")
     input_tokens: int
     output_tokens: int
     cost_usd: float

@@ -180,7 +180,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def run_object(row: dict[str, Any], lat: list[float], now: str | None = None) -> dict[str, Any]:
     status = effective_status(row, now)
-    end = row.get("closed_at") or row.get("last_call_at") or row["updated_at"]
+    # From the run's start to its last call: fixed once the calls stop (the wall-clock end is
+    # ``ended_at``), so two reads of a quiet run agree.
+    end = row.get("last_call_at") or row["created_at"]
     duration = (_parse(end) - _parse(row["created_at"])).total_seconds() * 1000
     return {
         "object": "run",
