@@ -149,6 +149,9 @@ class World:
             args = {"id": self.pick(self.notes, n), "body": f"edited {n}"}
         elif kind == "note.delete" and self.notes:
             args = {"id": self.pick(self.notes, n)}
+        elif kind == "contact.import_csv":
+            rows = f"{email()},Imp {n},imp{k}\n{email()},Imp {n}b,\n"
+            args = {"csv": "email,name,tags\n" + rows}
         elif kind == "action.undo" and self.tokens:
             args = {"undo_token": self.tokens.pop()}
         if args is None:
@@ -187,6 +190,7 @@ STEP_KINDS = [
     "note.create",
     "note.update",
     "note.delete",
+    "contact.import_csv",
     "action.undo",
 ]
 steps = st.lists(
