@@ -13,6 +13,7 @@ docs/run-page.png for the README.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -158,6 +159,43 @@ def test_sign_out_revokes_the_session(browser: Any, site: Site) -> None:
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
         assert raw.get("/audit").status_code == 303
     context.close()
+
+
+def test_another_site_cannot_use_the_session(page: Any, site: Site) -> None:
+    """A page on another site makes the signed-in browser post to krabs (form and fetch): the
+    SameSite=Strict cookie is not sent, and without it (or the CSRF token) nothing happens."""
+    target = site.server.url
+    evil = f"""<!doctype html><html><body>
+      <form id="f" method="post" action="{target}/v1/contact.create" enctype="text/plain">
+        <input name='{{"display_name":"csrf-victim-form","x":"' value='"}}'>
+      </form>
+      <script>
+        fetch("{target}/v1/contact.create", {{method: "POST", mode: "no-cors", credentials: "include",
+          headers: {{"Content-Type": "text/plain"}}, body: '{{"display_name":"csrf-victim-fetch"}}'}})
+          .catch(() => null).finally(() => document.getElementById("f").submit());
+      </script></body></html>"""
+    page.context.route(
+        "http://evil.example/**", lambda route: route.fulfill(body=evil, content_type="text/html")
+    )
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    page.goto("http://evil.example/attack")
+    page.wait_for_url(f"{target}/v1/contact.create")
+    assert posted.count(f"{target}/v1/contact.create") >= 1
+    answer = json.loads(page.locator("pre").inner_text())
+    assert answer["error"]["code"] in ("unauthenticated", "unsupported_media_type"), answer
+    assert page.context.cookies()  # the victim is signed in, yet nothing happened
+    assert ok(site.call("contact.list", {"q": "csrf-victim"}))["data"] == []
+    # A navigation from another site does not carry the Strict cookie either: it lands signed out.
+    link = f'<a href="{target}/audit">open</a>'
+    page.context.route(
+        "http://evil.example/link", lambda route: route.fulfill(body=link, content_type="text/html")
+    )
+    page.goto("http://evil.example/link")
+    page.get_by_role("link", name="open").click()
+    expect(page).to_have_url(f"{target}/signin?next=/audit")
+    page.goto(f"{target}/audit")  # typed by the user: same-site, signed in
+    expect(page).to_have_url(f"{target}/audit")
 
 
 # -- audit ---------------------------------------------------------------------------------------
