@@ -8,9 +8,12 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from krabs.audit import checkpoint, merkle, signing
+from krabs.audit import checkpoint, erasure, merkle, signing
 from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
 from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
 
@@ -28,7 +31,12 @@ _MOVE_HEAD = (
     .where(audit_heads.c.account_id == sa.bindparam("acct"))
     .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
 )
-_INSERT_PAYLOAD = audit_payloads.insert()
+# Payloads are content-addressed: two writes with the same arguments, result and changes (a no-op
+# repeated) share one payload row, so a second insert of the same digest must do nothing.
+_INSERT_PAYLOAD = {
+    "sqlite": sqlite_insert(audit_payloads).on_conflict_do_nothing(),
+    "postgresql": pg_insert(audit_payloads).on_conflict_do_nothing(),
+}
 _INSERT_ACTION = audit_actions.insert()
 _INSERT_TARGET = audit_targets.insert()
 
@@ -74,10 +82,16 @@ def append(
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
     signed = sign_record(conn, uow, seq, record_bytes)
-    conn.execute(
-        _INSERT_PAYLOAD,
-        {"account_id": uow.account_id, "digest": payload_digest, "body": payload_bytes.decode()},
-    )
+    erasing = erasure.take_pending(action_id)  # a GDPR erasure keeps no payload of its own
+    if erasing is None:
+        conn.execute(
+            _INSERT_PAYLOAD[uow.dialect],
+            {
+                "account_id": uow.account_id,
+                "digest": payload_digest,
+                "body": payload_bytes.decode(),
+            },
+        )
     conn.execute(
         _INSERT_ACTION,
         {
@@ -110,6 +124,8 @@ def append(
     conn.execute(_MOVE_HEAD, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
     if signed:
         checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
+    if erasing is not None:
+        erasure.record_erasure(conn, uow.account_id, erasing, action_id, seq, payload_digest)
     return {**record, "hash": record_hash}
 
 
@@ -132,5 +148,14 @@ def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> d
         sa.select(audit_payloads.c.body).where(
             audit_payloads.c.account_id == account_id, audit_payloads.c.digest == payload_digest
         )
-    ).scalar_one()
+    ).scalar()
+    if body is None:
+        gone = erasure.erased_by(conn, account_id, payload_digest)
+        if gone is None:
+            raise LookupError(f"audit payload {payload_digest} is missing")
+        raise KrabsError(
+            "not_found",
+            f"this action's arguments and row images were erased (GDPR) by action "
+            f"{gone.action_id}; its record stays in the signed log",
+        )
     return dict(json.loads(body))

@@ -545,6 +545,20 @@ audit_checkpoints = sa.Table(
     sa.PrimaryKeyConstraint("account_id", "size"),
 )
 
+#: Audit payloads erased for GDPR (``contact.delete`` with ``erase``): which contact, which action
+#: erased it and that action's seq, so verification reports "erased at #N" instead of missing.
+contact_erasures = sa.Table(
+    "contact_erasures",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("payload_digest", sa.String(64), nullable=False),
+    sa.Column("contact_id", ID, nullable=False),
+    sa.Column("action_id", ID, nullable=False),
+    sa.Column("erased_seq", sa.BigInteger),
+    sa.PrimaryKeyConstraint("account_id", "payload_digest"),
+    sa.Index(None, "account_id", "action_id"),
+)
+
 
 # -- web sessions: the dashboard's cookie sessions (migration 0005) ---------------------------------
 

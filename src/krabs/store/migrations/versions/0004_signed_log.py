@@ -55,9 +55,30 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("account_id", "size", name=op.f("pk_audit_checkpoints")),
     )
+    op.create_table(
+        "contact_erasures",
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("payload_digest", sa.String(length=64), nullable=False),
+        sa.Column("contact_id", sa.String(length=40), nullable=False),
+        sa.Column("action_id", sa.String(length=40), nullable=False),
+        sa.Column("erased_seq", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_contact_erasures_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "payload_digest", name=op.f("pk_contact_erasures")),
+    )
+    with op.batch_alter_table("contact_erasures", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_contact_erasures_account_id_action_id"),
+            ["account_id", "action_id"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("contact_erasures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contact_erasures_account_id_action_id"))
+    op.drop_table("contact_erasures")
     op.drop_table("audit_checkpoints")
     with op.batch_alter_table("audit_actions", schema=None) as batch_op:
         batch_op.drop_column("signing_key")
