@@ -509,3 +509,55 @@ def test_event_timestamps_are_fixed_width(call, engine, account):
     ok(call("contact.list", {}, run=run))
     for e in events(engine, account, run):
         assert len(e["ts"]) == len(utcnow()) and e["ts"].endswith("Z")
+
+
+# -- export and restore -----------------------------------------------------------------------------
+
+
+def test_a_restored_account_keeps_its_run_log_and_takes_new_events(
+    call, engine, account, backend, tmp_path
+):
+    from conftest import make_store, test_settings
+    from krabs.bulk.restore import restore_archive
+    from krabs.engine import CallRequest, Engine
+    from krabs.store.migrate import migrate
+
+    run = new_run(call)
+    ok(call("contact.create", {"display_name": "Kept"}, run=run))
+    before = events(engine, account, run)
+    path = ok(call("account.export", {}))["path"]
+    target, cleanup = make_store(backend, tmp_path)
+    try:
+        migrate(target)
+        there = Engine(target, test_settings(data_dir=tmp_path / "data"))
+        resident = create_account(target, "already here")
+        resident_run = there.call(
+            CallRequest(op="contact.list", args={}, api_key=resident.secret)
+        ).run_id
+        highest = max(e["id"] for e in before)
+        with target.transaction() as conn:  # the target's own events already use the archive's ids
+            while (
+                append_event(
+                    conn, account_id=resident.account_id, run_id=resident_run, type="span", data={}
+                )[0]
+                < highest
+            ):
+                pass
+        assert restore_archive(target, path) == account.account_id
+        again = there.call(
+            CallRequest(
+                op="contact.create",
+                args={"display_name": "After"},
+                api_key=account.secret,
+                run_id=run,
+            )
+        )
+        ok(again)
+        with target.connect(write=False) as conn:
+            log = [e.as_dict() for e in read_events(conn, account.account_id, run, 0, 1000)]
+        assert [(e["seq"], e["type"]) for e in log[:-1]] == [(e["seq"], e["type"]) for e in before]
+        assert (
+            log[-1]["seq"] == before[-1]["seq"] + 1 and log[-1]["args"]["display_name"] == "After"
+        )
+    finally:
+        cleanup()
