@@ -73,7 +73,9 @@ class KeyArgs(Args):
 
 class KeyOut(Out):
     object: Literal["audit_keys"] = "audit_keys"
-    active: dict[str, Any] | None = Field(description="The key signing new records now.")
+    active: dict[str, Any] | None = Field(
+        description="The key of the node that answered (each node signs with its own)."
+    )
     keys: list[dict[str, Any]] = Field(
         description="Every key that signed this account's records, with its seq range."
     )
@@ -100,7 +102,8 @@ def _key_object(name: str, public_b64: str, **extra: Any) -> dict[str, Any]:
 )
 def get_key(uow: UnitOfWork, args: KeyArgs) -> dict[str, Any]:
     """`keys[].from_seq`..`to_seq` say which key signed which records (`to_seq` null: still
-    signing). Pin `active.vkey` somewhere safe: `krabs audit verify --key` checks against it."""
+    signing). Keep the `vkey`s somewhere safe (one per node): `krabs audit verify --key` then
+    refuses any key that is neither pinned nor rotated in by a pinned one."""
     t = audit_account_keys
     rows = uow.execute(
         sa.select(t).where(t.c.account_id == uow.account_id).order_by(t.c.from_seq)
