@@ -143,7 +143,7 @@ def verify_command(
             f"root {report.root_hash} in {seconds:.1f}s"
         )
         if not report.pinned:
-            click.echo("note: first key not pinned (pass --key to check it against yours)")
+            click.echo("note: keys not pinned (pass --key for each key you trust to check them)")
         if report.run_records is not None:
             click.echo(f"run {run_id}: {report.run_records} records")
         for line in report.erased:
