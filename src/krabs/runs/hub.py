@@ -61,6 +61,14 @@ class Subscription:
         item = await self.queue.get()
         return None if item is OVERFLOW else item
 
+    def drain(self) -> list[RunEvent | None]:
+        """Every event already waiting (None for the cut-off marker), without waiting."""
+        out: list[RunEvent | None] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            out.append(None if item is OVERFLOW else item)
+        return out
+
     def close(self) -> None:
         self.hub._remove(self)
 

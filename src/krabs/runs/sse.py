@@ -94,44 +94,58 @@ async def run_stream(
         last = after_seq
 
         async def backlog(upto: int | None = None) -> AsyncIterator[str]:
-            """Stored events after ``last`` (up to seq ``upto``), in order."""
+            """Stored events after ``last`` (up to seq ``upto``), in order, a page per chunk."""
             nonlocal last
             while upto is None or last < upto:
                 page = await _read(db, read_events, account_id, run_id, last, HISTORY_PAGE)
+                frames = []
                 for event in page:
                     if upto is not None and event.seq > upto:
-                        return
+                        break
                     last = event.seq
-                    yield event.frame("seq")
-                if len(page) < HISTORY_PAGE:
+                    frames.append(event.frame("seq"))
+                if frames:
+                    yield "".join(frames)
+                if len(page) < HISTORY_PAGE or len(frames) < len(page):
                     return
 
-        async for frame in backlog():
-            yield frame
+        async for chunk in backlog():
+            yield chunk
         if await _finished(db, account_id, run_id, last):
             return
         while True:
             try:
-                event = await asyncio.wait_for(sub.get(), options.keepalive)
+                first = await asyncio.wait_for(sub.get(), options.keepalive)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
-            if event is None:  # fell too far behind: the client resumes from its last id
-                return
-            if event.id == 0:  # live only, never stored (import.progress): no seq of its own
-                yield event.frame("seq")
-                continue
-            if event.seq <= last:
-                continue
-            if event.seq > last + 1:
-                async for frame in backlog(event.seq - 1):
-                    yield frame
-            last = event.seq
-            yield event.frame("seq")
-            if event.type in TERMINAL_TYPES:
-                async for frame in backlog():  # what committed with it (its own tool_call)
-                    yield frame
-                return
+            # Whatever else has arrived goes out in the same chunk: one send for a burst.
+            frames: list[str] = []
+            for event in [first, *sub.drain()]:
+                if event is None:  # fell too far behind: the client resumes from its last id
+                    if frames:
+                        yield "".join(frames)
+                    return
+                if event.id == 0:  # live only, never stored (import.progress): no seq of its own
+                    frames.append(event.frame("seq"))
+                    continue
+                if event.seq <= last:
+                    continue
+                if event.seq > last + 1:  # published out of order: fill the gap from the table
+                    if frames:
+                        yield "".join(frames)
+                        frames = []
+                    async for chunk in backlog(event.seq - 1):
+                        yield chunk
+                last = event.seq
+                frames.append(event.frame("seq"))
+                if event.type in TERMINAL_TYPES:
+                    yield "".join(frames)
+                    async for chunk in backlog():  # what committed with it (its own tool_call)
+                        yield chunk
+                    return
+            if frames:
+                yield "".join(frames)
 
 
 async def _finished(db: SqlEngine, account_id: str, run_id: str, last: int) -> bool:
@@ -188,18 +202,25 @@ async def firehose(
                 for event in page:
                     last = event.id
                     sent.add(event.id)
-                    yield event.frame("id")
+                if page:
+                    yield "".join(event.frame("id") for event in page)
                 if len(page) < HISTORY_PAGE:
                     break
         while True:
             try:
-                event = await asyncio.wait_for(sub.get(), options.keepalive)
+                first = await asyncio.wait_for(sub.get(), options.keepalive)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
-            if event is None:
-                return
-            if event.id in sent or (after_id is not None and event.id <= after_id):
-                continue
-            if filters.keep(event):
-                yield event.frame("id")
+            frames: list[str] = []
+            for event in [first, *sub.drain()]:
+                if event is None:
+                    if frames:
+                        yield "".join(frames)
+                    return
+                if event.id in sent or (after_id is not None and 0 < event.id <= after_id):
+                    continue
+                if filters.keep(event):
+                    frames.append(event.frame("id"))
+            if frames:
+                yield "".join(frames)
