@@ -62,7 +62,9 @@ def _rotate_account(
     conn: sa.Connection, account_id: str, old: SigningKey, new: SigningKey, data_dir: Path
 ) -> None:
     principal = Principal(account_id, None, AGENT, frozenset({"admin"}))
-    uow = UnitOfWork(conn=conn, principal=principal, run_id=None, dialect="", data_dir=data_dir)
+    uow = UnitOfWork(
+        conn=conn, principal=principal, run_id=None, dialect=conn.dialect.name, data_dir=data_dir
+    )
     result = rotation_result(old.name, new.name, b64(new.public))
     record = log.append(
         uow,

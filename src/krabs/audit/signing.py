@@ -21,6 +21,7 @@ there and a checkpoint is signed by both; a rotated-in key needs no pin of its o
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import threading
@@ -67,9 +68,14 @@ def vkey(name: str, public: bytes) -> str:
     return f"{name}+{note_key_id(name, public).hex()}+{b64(ED25519 + public)}"
 
 
+@functools.lru_cache(maxsize=64)
+def _public_key(public: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public)
+
+
 def verify(public: bytes, signature: bytes, message: bytes) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        _public_key(public).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
