@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from tests.conftest import make_store, ok
 from tests.conftest import test_settings as settings_for
@@ -299,3 +300,35 @@ def test_worker_processes_give_the_same_verdicts(call, engine, account, tmp_path
     with pytest.raises(Tampered) as caught:
         verify_log(from_export(save(manifest, tables, tmp_path / "bad.zip")), workers=2)
     assert caught.value.seq == 3
+
+
+def test_database_ranges_on_worker_processes(call, engine, account, monkeypatch):
+    from krabs.audit import verify
+    from krabs.audit.sources import from_database
+    from krabs.store.tables import audit_actions, audit_payloads
+
+    monkeypatch.setattr(verify, "BATCH", 2)
+    export(call, engine, account)
+    with engine.store.connect(write=False) as conn:
+        assert verify_log(from_database(conn, account.account_id), workers=2).records == 6
+    a = audit_actions
+    with engine.store.transaction() as conn:
+        row = conn.execute(
+            sa.select(a.c.record, a.c.payload_digest).where(
+                a.c.account_id == account.account_id, a.c.seq == 4
+            )
+        ).one()
+        conn.execute(
+            audit_payloads.delete().where(
+                audit_payloads.c.account_id == account.account_id,
+                audit_payloads.c.digest == row.payload_digest,
+            )
+        )
+        conn.execute(
+            a.update()
+            .where(a.c.account_id == account.account_id, a.c.seq == 5)
+            .values(record=row.record.replace('"v":1', '"v":9'))
+        )
+    with engine.store.connect(write=False) as conn, pytest.raises(Tampered) as caught:
+        verify_log(from_database(conn, account.account_id), workers=2)
+    assert caught.value.seq == 4 and "payload missing" in caught.value.reason

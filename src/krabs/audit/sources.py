@@ -17,7 +17,6 @@ from krabs.store.tables import (
     audit_account_keys,
     audit_actions,
     audit_checkpoints,
-    audit_payloads,
 )
 
 ERASED = "contact_erasures"
@@ -65,13 +64,15 @@ def from_database(conn: sa.Connection, account_id: str) -> LogData:
 
     a = audit_actions
     erased = metadata.tables.get(ERASED)
-    cols = (a.c.seq, a.c.id, a.c.record, a.c.payload_digest, a.c.signing_key, a.c.signature)
+    top = conn.execute(sa.select(sa.func.max(a.c.seq)).where(a.c.account_id == account_id)).scalar()
+    url = conn.engine.url.render_as_string(hide_password=False)
     return LogData(
         account_id=account_id,
-        actions=rows(a, *cols),
+        actions=(),
+        database=(url, int(top or 0)),
         keys=list(rows(audit_account_keys)),
         checkpoints=list(rows(audit_checkpoints)),
-        payloads=rows(audit_payloads),
+        payloads=None,
         erased=_erasures(rows(erased)) if erased is not None else {},
     )
 

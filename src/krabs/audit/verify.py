@@ -25,7 +25,7 @@ from krabs.audit.canonical import digest
 from krabs.audit.checkpoint import NoteError, verify_note
 from krabs.audit.signing import note_key_id
 from krabs.audit.verify_work import ROTATION_OP as ROTATION_OP
-from krabs.audit.verify_work import Context, Entry, check_batch, check_payloads
+from krabs.audit.verify_work import Context, Entry, check_batch, check_payloads, check_range
 
 GENESIS = bytes(32)
 #: Rows per task handed to a worker process.
@@ -65,6 +65,9 @@ class LogData:
     payloads: Iterable[dict[str, Any]] | None = None
     #: Erased payloads: digest -> seq of the erasure record.
     erased: dict[str, int] = field(default_factory=dict)
+    #: A database workers read themselves, in seq ranges: (URL, highest seq). Then ``actions`` and
+    #: ``payloads`` are not used.
+    database: tuple[str, int] | None = None
 
 
 @dataclass
@@ -189,13 +192,30 @@ def verify_log(
     )
     errors: list[Tampered] = []
     log = _Log()
-    for entries, problems in _run(functools.partial(check_batch, ctx=ctx), data.actions, procs):
+    results: Iterator[tuple[list[Entry], list[tuple[int, str]]]]
+    missing: list[tuple[int, str]] | None = None
+    if data.database is not None:
+        missing = []
+        bad: list[int] = []
+        results = _ranged(data.database, ctx, procs, missing, bad)
+    else:
+        results = _run(functools.partial(check_batch, ctx=ctx), data.actions, procs)
+    for entries, problems in results:
         errors += [Tampered(seq, why) for seq, why in problems]
         for e in entries:
             if not log.put(e):
                 errors.append(Tampered(e[0], "two records with this seq"))
             report.signed += e[7]
             report.run_records = (report.run_records or 0) + e[6] if run_id else None
+    if data.database is not None:
+        assert missing is not None
+        errors += [Tampered(seq, "payload differs from its digest") for seq in bad[:1]]
+        for seq, d in sorted(missing):
+            if d in data.erased:
+                report.erased.append(f"#{seq} erased at #{data.erased[d]}")
+            else:
+                errors.append(Tampered(seq, "payload missing and not erased"))
+                break
     n = report.records = log.n
     gaps = log.present.find(0, 0, n)
     if gaps >= 0:
@@ -214,6 +234,38 @@ def verify_log(
     if errors:
         raise min(errors, key=lambda e: e.seq or float("inf"))
     return report
+
+
+def _ranged(
+    database: tuple[str, int],
+    ctx: Context,
+    procs: int,
+    missing: list[tuple[int, str]],
+    bad: list[int],
+) -> Iterator[tuple[list[Entry], list[tuple[int, str]]]]:
+    """Workers read and check seq ranges of the database themselves (no rows through this one)."""
+    url, top = database
+    spans = [(lo, min(lo + BATCH, top + 1)) for lo in range(1, top + 1, BATCH)]
+    tasks = [functools.partial(check_range, url, lo, hi, ctx) for lo, hi in spans]
+    outs: Iterable[Any]
+    if procs > 1 and len(tasks) > 1:
+        pool = ProcessPoolExecutor(max_workers=procs)
+        outs = pool.map(_call, tasks)
+    else:
+        pool = None
+        outs = map(_call, tasks)
+    try:
+        for entries, errors, gone, wrong in outs:
+            missing += gone
+            bad += wrong
+            yield entries, errors
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _call(task: Callable[[], T]) -> T:
+    return task()
 
 
 def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:

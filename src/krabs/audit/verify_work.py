@@ -127,3 +127,48 @@ def check_payloads(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         ok = sha256(row["body"].encode()).hexdigest() == row["digest"]
         (good if ok else bad).append(str(row["digest"]))
     return good, bad
+
+
+_engines: dict[str, Any] = {}
+
+
+def check_range(
+    url: str, lo: int, hi: int, ctx: Context
+) -> tuple[list[Entry], list[tuple[int, str]], list[tuple[int, str]], list[int]]:
+    """A worker reads records ``lo`` <= seq < ``hi`` (with their payloads) from the database
+    itself and checks them: entries, errors, (seq, digest) of missing payloads, seqs whose payload
+    differs from its digest."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from krabs.store.tables import audit_actions, audit_payloads
+
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = sa.create_engine(url, poolclass=NullPool)
+    a, p = audit_actions, audit_payloads
+    q = (
+        sa.select(
+            a.c.seq,
+            a.c.id,
+            a.c.record,
+            a.c.payload_digest,
+            a.c.signing_key,
+            a.c.signature,
+            p.c.body,
+        )
+        .select_from(
+            a.outerjoin(p, (p.c.account_id == a.c.account_id) & (p.c.digest == a.c.payload_digest))
+        )
+        .where(a.c.account_id == ctx.account_id, a.c.seq >= lo, a.c.seq < hi)
+    )
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+    entries, errors = check_batch(rows, ctx)
+    missing = [(int(r["seq"]), str(r["payload_digest"])) for r in rows if r["body"] is None]
+    bad = [
+        int(r["seq"])
+        for r in rows
+        if r["body"] is not None and sha256(r["body"].encode()).hexdigest() != r["payload_digest"]
+    ]
+    return entries, errors, missing, bad
