@@ -337,7 +337,12 @@ def test_import_progress_streams_on_the_run(
     assert kinds[-1] == "run.completed"
 
 
-def test_a_queued_import_is_polled_with_job_get(http: httpx.Client, call: Caller) -> None:
+def test_a_queued_import_is_polled_with_job_get(
+    http: httpx.Client, call: Caller, engine: Engine
+) -> None:
+    from krabs.runs.jobs import ensure_worker
+
+    ensure_worker(engine)  # what serving HTTP starts (the test server runs without lifespan)
     r = upload(http, CSV)  # store the file, then undo that import
     ref = ok(call("action.get", {"id": r.headers["X-Krabs-Action"]}))["args"]["upload"]
     ok(call("action.undo", {"undo_token": r.json()["undo_token"]}))
