@@ -10,8 +10,10 @@
     puts each event of the batch on every subscriber's queue) measured the same way in the same
     run. Target: krabs ≥ 0.5 × bare deliveries/s.
 (b) breadth: 1,000 concurrent subscribers over 100 runs (10 each), 200 writes/s in total spread
-    over the runs; write→receive p99 and drops (every subscriber must get every event of its run,
-    in order). Targets: p99 ≤ 50 ms, none dropped.
+    over the runs (each a span upload; ``--write contact`` makes each a ``contact.create`` tool
+    call instead, which measures the CRM write path as much as the streams); write→receive p99 and
+    drops (every subscriber must get every event of its run, in order). Targets: p99 ≤ 50 ms,
+    none dropped.
 
 Servers and subscribers are separate processes (``--subscriber`` mode of this script); the
 writers run in the main process. Write→receive is measured from the moment the writer sends the
@@ -326,7 +328,7 @@ async def write_flat_out(
 
 
 async def write_paced(
-    url: str, runs: list[str], rate: float, seconds: float, headers: dict[str, str]
+    url: str, runs: list[str], rate: float, seconds: float, headers: dict[str, str], kind: str
 ) -> dict[str, int]:
     """``rate`` calls/s in total, round-robin over ``runs``; successes per run."""
     ok = dict.fromkeys(runs, 0)
@@ -334,11 +336,15 @@ async def write_paced(
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
 
         async def one(run: str, i: int) -> None:
-            response = await c.post(
-                "/v1/contact.create",
-                json={"display_name": f"b{i}", "attributes": {"t": time.time()}},
-                headers={"X-Krabs-Run": run},
-            )
+            if kind == "contact":  # a tool call: the write's own event
+                response = await c.post(
+                    "/v1/contact.create",
+                    json={"display_name": f"b{i}", "attributes": {"t": time.time()}},
+                    headers={"X-Krabs-Run": run},
+                )
+            else:  # one span event
+                span = {"node_name": f"b{i}", "input_text": f"t={time.time()}"}
+                response = await c.post("/v1/run.add_spans", json={"run_id": run, "spans": [span]})
             if response.status_code == 200:
                 ok[run] += 1
 
@@ -425,7 +431,9 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
     paths = [f"/v1/runs/{run}/stream?after_seq=1" for run in runs for _ in range(per_run)]
     subs = Subscribers("127.0.0.1", krabs_port, paths, KEY)
     ok = asyncio.run(
-        write_paced(url, runs, args.rate, args.seconds, {"Authorization": f"Bearer {KEY}"})
+        write_paced(
+            url, runs, args.rate, args.seconds, {"Authorization": f"Bearer {KEY}"}, args.write
+        )
     )
     got = subs.finish()
     by_run = {f"/v1/runs/{run}/stream?after_seq=1": n for run, n in ok.items()}
@@ -444,6 +452,7 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
         "p99_ms": got["p99_ms"],
         "dropped": dropped,
         "reconnects": got["reconnects"],
+        "write": args.write,
         "target_p99_ms": 50,
         "pass": got["p99_ms"] <= 50 and dropped == 0,
     }
@@ -461,6 +470,12 @@ def main() -> None:
     parser.add_argument("--breadth-subscribers", type=int, default=1000, help="(b) subscribers")
     parser.add_argument("--runs", type=int, default=100, help="(b) runs")
     parser.add_argument("--rate", type=float, default=200.0, help="(b) writes/s in total")
+    parser.add_argument(
+        "--write",
+        choices=("span", "contact"),
+        default="span",
+        help="(b) each write: one span (run.add_spans) or a tool call (contact.create)",
+    )
     parser.add_argument("--only", choices=("fanout", "breadth"), default=None)
     args = parser.parse_args()
     if args.subscriber:
@@ -507,7 +522,7 @@ def report(r: dict[str, Any]) -> None:
         b = r["breadth"]
         print(
             f"(b) {b['subscribers']} subscribers over {b['runs']} runs, "
-            f"{b['writes_per_s']:.0f} writes/s: deliveries {b['deliveries']} / "
+            f"{b['writes_per_s']:.0f} writes/s ({b['write']}): deliveries {b['deliveries']} / "
             f"{b['expected_deliveries']}, p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms, "
             f"dropped {b['dropped']}, reconnects {b['reconnects']}"
         )
