@@ -29,6 +29,8 @@ from krabs.store.tables import contacts, identities
 OnMatch = Literal["update", "skip", "create"]
 BATCH = 500
 REPORT_CAP = 1000
+#: After these many batches, PostgreSQL's statistics of the growing tables are refreshed.
+ANALYZE_AT = frozenset(4**n for n in range(1, 12))
 
 
 class Report:
@@ -104,6 +106,7 @@ class Upserter:
         #: Called after each written batch with the number of records handled so far.
         self.progress = progress
         self._done = 0
+        self._batches = 0
 
     def fail(self, issues: list[Issue]) -> None:
         self.counts.failed += 1
@@ -133,6 +136,12 @@ class Upserter:
         for record in records:
             self._row(record, owners, targets, rows, primaries, tagged)
         self._write(list(targets.values()))
+        self._batches += 1
+        if self._batches in ANALYZE_AT and self.uow.dialect == "postgresql":
+            # The tables grow inside this one transaction, unseen by autovacuum: without fresh
+            # statistics the planner scans instead of using the identity index (quadratic).
+            for name in ("contacts", "identities", "tags", "tag_links"):
+                self.uow.execute(sa.text(f"ANALYZE {name}"))
         self._done += len(records)
         if self.progress is not None:
             self.progress(self._done)
