@@ -162,5 +162,5 @@ def main() -> None:
     cli()
 
 
-import krabs.audit.cli  # noqa: E402, F401  (adds `krabs audit verify` and `krabs audit rotate-key`)
+import krabs.audit.cli  # noqa: E402  (adds `krabs audit verify` and `krabs audit rotate-key`)
 import krabs.transports.cli_runs  # noqa: E402  (adds `krabs runs create|tail|replay`)
