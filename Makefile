@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ lint: install
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
 
-test: install lint
+# The dashboard's browser tests drive Debian's Chromium (never a browser download of Playwright's own).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: install lint browser
 	$(PY) -m pytest -q
 
 bench: install

@@ -309,3 +309,30 @@ def test_json_alone_prints_json(embedded):
     missing = krabs(embedded, "contact", "get", "--id", "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "--json")
     assert missing.exit_code == 3
     assert json.loads(missing.stderr)["error"]["param"] == "id"
+
+
+@pytest.fixture(scope="module")
+def embedded_every(tmp_path_factory) -> dict[str, Any]:
+    data = tmp_path_factory.mktemp("every")
+    return {"KRABS_URL": None, "KRABS_API_KEY": None, "KRABS_DATA_DIR": str(data / "data")}
+
+
+@pytest.mark.parametrize("name", load_registry().names())
+def test_every_operation_runs_in_embedded_mode(name, embedded_every):
+    """The remote leg of `krabs compliance` covers every operation over HTTP; this covers every one
+    in embedded mode: its scenario's setup and the call itself, through generated commands."""
+    from krabs.compliance.scenarios import load_scenarios
+    from krabs.contract.schema import schema_document
+    from krabs.transports.cli import args_to_argv
+
+    entries = schema_document(load_registry())["operations"]
+
+    def run(op: str, args: dict[str, Any]) -> Any:
+        noun, verb = op.split(".")
+        argv = [noun, verb.replace("_", "-"), *args_to_argv(entries[op], args), "-o", "json"]
+        return out(krabs(embedded_every, *argv))
+
+    args = load_scenarios()[name](run)
+    result = run(name, args)
+    assert isinstance(result, dict)
+    load_registry().get(name).output.model_validate(result)

@@ -86,20 +86,17 @@ def _legs_agree(report_path: Any, transports: set[str]) -> None:
             assert row["properties"]["parity"]["status"] == "pass", row
 
 
-def test_the_cli_in_remote_mode_matches_http_for_every_operation(server, tmp_path):
-    path = tmp_path / "cli.json"
-    done = compliance(server, "--transport", "cli", report=path)
+def test_every_operation_over_all_three_transports(server, tmp_path):
+    """`krabs compliance --transport all`: every operation over HTTP, the CLI (remote mode, a
+    subprocess per call) and MCP (streamable HTTP), with identical results apart from ids."""
+    path = tmp_path / "all.json"
+    done = compliance(server, "--transport", "all", report=path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    _legs_agree(path, {"http", "cli"})
-
-
-def test_mcp_matches_http(server, tmp_path):
-    path = tmp_path / "mcp.json"
-    ops = ("contact.*", "identity.remove", "action.undo", "api_key.create", "businessProfile.get")
-    selection = [arg for op in ops for arg in ("--op", op)]
-    done = compliance(server, "--transport", "mcp", *selection, report=path)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    _legs_agree(path, {"http", "mcp"})
+    _legs_agree(path, {"http", "cli", "mcp"})
+    report = json.loads(path.read_text())
+    for transport in ("cli", "mcp"):
+        covered = {row["op"] for row in report["rows"] if row["transport"] == transport}
+        assert covered == set(REGISTRY.names()), f"{transport} leg skipped operations"
 
 
 def _run(server: str, **options: Any) -> tuple[bool, str]:

@@ -38,7 +38,14 @@ def test_operation_is_documented(op):
 
 def test_versions():
     for op in OPS:
-        additive = op.name == "contact.upsert" or op.noun == "expense"
+        additive = op.name == "contact.upsert" or op.noun in (
+            "expense",
+            "audit",
+            "run",
+            "approval",
+            "approval_policy",
+            "job",
+        )
         assert op.added_in == ("1.1" if additive else "1.0"), op.name
 
 

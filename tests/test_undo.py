@@ -152,3 +152,13 @@ def test_undo_restores_json_columns_byte_for_byte(call, engine):
     ok(updated)
     ok(call("action.undo", {"action_id": updated.action_id}))
     assert _without_audit(snapshot(engine.store)) == before
+
+
+def test_identical_no_op_writes_share_one_payload(call):
+    """A repeated no-op write (same args, result and changes) has the same payload digest; the
+    payload table is content-addressed, so the second and third writes must not collide."""
+    c = _contact(call)
+    for _ in range(3):
+        ok(call("contact.update", {"id": c["id"], "title": "Same"}))
+    actions = ok(call("action.list", {"target": c["id"]}))["data"]
+    assert len(actions) >= 2

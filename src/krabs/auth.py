@@ -85,7 +85,12 @@ def authenticate(store: Store, cache: KeyCache, secret: str | None) -> Principal
         )
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
         raise KrabsError("unauthenticated", "malformed API key", param="Authorization")
-    secret_hash = hash_secret(secret)
+    return principal_for_hash(store, cache, hash_secret(secret))
+
+
+def principal_for_hash(store: Store, cache: KeyCache, secret_hash: str) -> Principal:
+    """The principal of the key whose secret hashes to ``secret_hash`` (a dashboard session keeps
+    only that hash), with the same revocation and expiry checks as a Bearer key."""
     principal = cache.get(secret_hash)
     if principal is not None:
         return principal

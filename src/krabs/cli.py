@@ -166,3 +166,7 @@ def mcp(toolsets: str | None) -> None:
 
 def main() -> None:
     cli()
+
+
+import krabs.audit.cli  # noqa: E402  (adds `krabs audit verify` and `krabs audit rotate-key`)
+import krabs.transports.cli_runs  # noqa: E402  (adds `krabs runs create|tail|replay`)

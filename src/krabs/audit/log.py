@@ -8,8 +8,12 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from krabs.audit import checkpoint, erasure, merkle, signing
 from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
 from krabs.store.prepared import Prepared
 from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
@@ -30,7 +34,16 @@ _MOVE_HEAD = Prepared(
     .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
 )
 _PAYLOAD_COLUMNS = ("account_id", "digest", "body")
-_INSERT_PAYLOAD = Prepared(audit_payloads.insert(), column_keys=_PAYLOAD_COLUMNS)
+# Payloads are content-addressed: two writes with the same arguments, result and changes (a no-op
+# repeated) share one payload row, so a second insert of the same digest must do nothing.
+_INSERT_PAYLOAD = {
+    "sqlite": Prepared(
+        sqlite_insert(audit_payloads).on_conflict_do_nothing(), column_keys=_PAYLOAD_COLUMNS
+    ),
+    "postgresql": Prepared(
+        pg_insert(audit_payloads).on_conflict_do_nothing(), column_keys=_PAYLOAD_COLUMNS
+    ),
+}
 _ACTION_COLUMNS = (
     "id",
     "account_id",
@@ -47,6 +60,8 @@ _ACTION_COLUMNS = (
     "undo_token_hash",
     "undo_expires_at",
     "undo_of",
+    "signature",
+    "signing_key",
 )
 _INSERT_ACTION = Prepared(audit_actions.insert(), column_keys=_ACTION_COLUMNS)
 _TARGET_COLUMNS = ("account_id", "target_id", "seq", "action_id")
@@ -95,10 +110,17 @@ def append(
     }
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
-    _INSERT_PAYLOAD.execute(
-        conn,
-        {"account_id": uow.account_id, "digest": payload_digest, "body": payload_bytes.decode()},
-    )
+    signed = sign_record(conn, uow, seq, record_bytes)
+    erasing = erasure.take_pending(action_id)  # a GDPR erasure keeps no payload of its own
+    if erasing is None:
+        _INSERT_PAYLOAD[uow.dialect].execute(
+            conn,
+            {
+                "account_id": uow.account_id,
+                "digest": payload_digest,
+                "body": payload_bytes.decode(),
+            },
+        )
     _INSERT_ACTION.execute(
         conn,
         {
@@ -117,6 +139,9 @@ def append(
             "undo_token_hash": undo_token_hash,
             "undo_expires_at": undo_expires_at,
             "undo_of": undo_of,
+            "signature": None,
+            "signing_key": None,
+            **signed,
         },
     )
     if targets:
@@ -128,7 +153,25 @@ def append(
             ],
         )
     _MOVE_HEAD.execute(conn, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
+    if signed:
+        checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
+    if erasing is not None:
+        erasure.record_erasure(conn, uow.account_id, erasing, action_id, seq, payload_digest)
     return {**record, "hash": record_hash}
+
+
+def sign_record(
+    conn: sa.Connection, uow: UnitOfWork, seq: int, record_bytes: bytes
+) -> dict[str, str]:
+    """The signed log (kept apart from the chain): the ``signature`` and ``signing_key`` columns of
+    the record's row, an Ed25519 signature of its Merkle leaf hash. Empty when signing is off."""
+    signer = signing.signer_for(uow.data_dir)
+    if signer is None:
+        return {}
+    key_name, signature = signer.sign_record(
+        conn, uow.account_id, seq, merkle.leaf_hash(record_bytes)
+    )
+    return {"signature": signature, "signing_key": key_name}
 
 
 def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> dict[str, Any]:
@@ -136,5 +179,14 @@ def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> d
         sa.select(audit_payloads.c.body).where(
             audit_payloads.c.account_id == account_id, audit_payloads.c.digest == payload_digest
         )
-    ).scalar_one()
+    ).scalar()
+    if body is None:
+        gone = erasure.erased_by(conn, account_id, payload_digest)
+        if gone is None:
+            raise LookupError(f"audit payload {payload_digest} is missing")
+        raise KrabsError(
+            "not_found",
+            f"this action's arguments and row images were erased (GDPR) by action "
+            f"{gone.action_id}; its record stays in the signed log",
+        )
     return dict(json.loads(body))

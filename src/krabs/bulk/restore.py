@@ -149,9 +149,16 @@ def _restore(
                 _load(conn, table, zf, by_table[table.name])
 
 
+#: Tables whose integer ids this database assigns (run_events' global cursor): restored rows get
+#: new ones, in the archive's order, instead of clashing with (or outrunning) the sequence here.
+FRESH_IDS = frozenset({"run_events"})
+
+
 def _load(conn: sa.Connection, table: sa.Table, zf: zipfile.ZipFile, name: str) -> None:
     batch: list[dict[str, Any]] = []
     for _, row in _rows(zf, name):
+        if table.name in FRESH_IDS:
+            row = {k: v for k, v in row.items() if k != "id"}
         batch.append(row)
         if len(batch) >= BATCH:
             conn.execute(table.insert(), batch)

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import tag_key
 from krabs.store.tables import tag_links, tags
@@ -63,7 +62,7 @@ def attach_by_name(uow: UnitOfWork, wanted: dict[str, list[str]], target_type: s
             ids[r.name_key] = r.id
     fresh = [
         {
-            "id": new_id("tag"),
+            "id": uow.new_bulk_id(tags),
             "name": name,
             "name_key": key,
             "color": None,
@@ -75,7 +74,7 @@ def attach_by_name(uow: UnitOfWork, wanted: dict[str, list[str]], target_type: s
         for key, name in names.items()
         if key not in ids
     ]
-    for row in uow.insert_many(tags, fresh):
+    for row in uow.insert_compact(tags, fresh):
         ids[row["name_key"]] = row["id"]
     linked: set[tuple[str, str]] = set()
     for part in chunks(list(wanted)):
@@ -93,12 +92,12 @@ def attach_by_name(uow: UnitOfWork, wanted: dict[str, list[str]], target_type: s
                 linked.add((tag_id, target_id))
                 links.append(
                     {
-                        "id": new_id("tag_link"),
+                        "id": uow.new_bulk_id(tag_links),
                         "tag_id": tag_id,
                         "target_type": target_type,
                         "target_id": target_id,
                         "created_at": uow.now,
                     }
                 )
-    uow.insert_many(tag_links, links)
+    uow.insert_compact(tag_links, links)
     return len(fresh)

@@ -12,6 +12,7 @@ and new rows go in through ``uow.insert_many``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +20,6 @@ import sqlalchemy as sa
 
 from krabs.bulk.records import Ident, Issue, Record
 from krabs.bulk.tagging import attach_by_name, chunks, tag_keys_of
-from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import tag_key
 from krabs.ops.contact import FIELDS, _display_name
@@ -29,6 +29,8 @@ from krabs.store.tables import contacts, identities
 OnMatch = Literal["update", "skip", "create"]
 BATCH = 500
 REPORT_CAP = 1000
+#: After these many batches, PostgreSQL's statistics of the growing tables are refreshed.
+ANALYZE_AT = frozenset(4**n for n in range(1, 12))
 
 
 class Report:
@@ -94,12 +96,17 @@ class Upserter:
         source: str,
         report: Report,
         track: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
         #: With ``track``: the contact each added record went to (matched one when skipped).
         self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
         self._pending: list[Record] = []
+        #: Called after each written batch with the number of records handled so far.
+        self.progress = progress
+        self._done = 0
+        self._batches = 0
 
     def fail(self, issues: list[Issue]) -> None:
         self.counts.failed += 1
@@ -129,6 +136,15 @@ class Upserter:
         for record in records:
             self._row(record, owners, targets, rows, primaries, tagged)
         self._write(list(targets.values()))
+        self._batches += 1
+        if self._batches in ANALYZE_AT and self.uow.dialect == "postgresql":
+            # The tables grow inside this one transaction, unseen by autovacuum: without fresh
+            # statistics the planner scans instead of using the identity index (quadratic).
+            for name in ("contacts", "identities", "tags", "tag_links"):
+                self.uow.execute(sa.text(f"ANALYZE {name}"))
+        self._done += len(records)
+        if self.progress is not None:
+            self.progress(self._done)
 
     def _row(
         self,
@@ -151,7 +167,7 @@ class Upserter:
             if self.on_match == "create":
                 cid = None
         if cid is None:
-            t = _Target(new_id("contact"), None, {}, {}, set(), set())
+            t = _Target(self.uow.new_bulk_id(contacts), None, {}, {}, set(), set())
             targets[t.id] = t
             outcome = "created"
         else:
@@ -242,7 +258,7 @@ class Upserter:
                 t.primaries.add(ident.kind)
                 new_idents.append(
                     {
-                        "id": new_id("identity"),
+                        "id": uow.new_bulk_id(identities),
                         "contact_id": t.id,
                         "kind": ident.kind,
                         "value": ident.value,
@@ -254,11 +270,11 @@ class Upserter:
                         "deleted_at": None,
                     }
                 )
-        uow.insert_many(contacts, new_contacts)
-        uow.insert_many(identities, new_idents)
+        uow.insert_compact(contacts, new_contacts)
+        uow.insert_compact(identities, new_idents)
         attach_by_name(uow, {t.id: t.new_tags for t in targets if t.new_tags}, "contact")
         for before, values in updates:
-            uow.update(contacts, before, values)
+            uow.update_bulk(contacts, before, values)
 
 
 def _fill(t: _Target, rec: Record) -> bool:

@@ -97,6 +97,7 @@ class Probe:
 def validates(schema: dict[str, Any], value: Any) -> str | None:
     """None when ``value`` matches the JSON Schema, else why not."""
     import jsonschema  # installed with the mcp SDK
+
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(value), key=str)
     if not errors:
         return None

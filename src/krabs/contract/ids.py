@@ -26,6 +26,9 @@ PREFIXES = {
     "tag_link": "tl",
     "deal_change": "dh",
     "business_profile": "bp",
+    "approval": "apr",
+    "approval_policy": "apol",
+    "job": "job",
 }
 
 _ID_RE = re.compile(r"^[a-z]+_[0-9A-HJKMNP-TV-Z]{26}$")

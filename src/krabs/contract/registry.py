@@ -3,6 +3,7 @@ the SDK are all generated from it, so adding an operation is one handler plus it
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,12 @@ COMMON_ERRORS: tuple[str, ...] = (
     "internal",
 )
 #: Errors any mutation can meet in the engine's idempotency step.
-MUTATION_ERRORS: tuple[str, ...] = ("idempotency_key_in_use", "idempotency_key_reused")
+MUTATION_ERRORS: tuple[str, ...] = (
+    "idempotency_key_in_use",
+    "idempotency_key_reused",
+    "approval_required",
+    "approval_rejected",
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,19 @@ class Operation:
     #: Result fields never stored (audit payload, idempotent replay): secrets shown once.
     redact: tuple[str, ...] = field(default=())
 
+    #: Text arguments stored as a digest and size (audit payload, run events): bulk inputs.
+    digest_args: tuple[str, ...] = field(default=())
+
+    def digested(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` with each ``digest_args`` text replaced by ``{"sha256": …, "chars": n}``: the
+        record says exactly what was sent without keeping a whole CSV in every copy."""
+        if not self.digest_args:
+            return args
+        return {
+            k: text_digest(v) if k in self.digest_args and isinstance(v, str) else v
+            for k, v in args.items()
+        }
+
     def redacted(self, result: dict[str, Any]) -> dict[str, Any]:
         if not self.redact:
             return result
@@ -72,6 +91,14 @@ class Operation:
         extra = MUTATION_ERRORS if self.mutates else ()
         seen: dict[str, None] = dict.fromkeys((*self.errors, *extra, *COMMON_ERRORS))
         return tuple(seen)
+
+
+def text_digest(text: str, chunk: int = 1 << 20) -> dict[str, Any]:
+    """SHA-256 of the text's UTF-8 and its length in characters, hashed a slice at a time."""
+    h = hashlib.sha256()
+    for start in range(0, len(text), chunk):
+        h.update(text[start : start + chunk].encode("utf-8", "surrogatepass"))
+    return {"sha256": h.hexdigest(), "chars": len(text)}
 
 
 class Registry:
@@ -115,6 +142,7 @@ def operation(
     errors: tuple[str, ...] = (),
     examples: tuple[Example, ...] = (),
     redact: tuple[str, ...] = (),
+    digest_args: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(uow, args) -> dict`` as the handler of ``name``; its docstring is the description."""
 
@@ -135,6 +163,7 @@ def operation(
                 examples=examples,
                 audit_events=(name,) if mutates else (),
                 redact=redact,
+                digest_args=digest_args,
             )
         )
         return fn

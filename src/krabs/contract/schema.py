@@ -51,6 +51,13 @@ def input_schema(op: Operation) -> dict[str, Any]:
 
 
 def operation_entry(op: Operation) -> dict[str, Any]:
+    entry = _entry(op)
+    if op.digest_args:  # the argument a file can feed (HTTP body, the CLI's FILE)
+        entry["file_argument"] = op.digest_args[0]
+    return entry
+
+
+def _entry(op: Operation) -> dict[str, Any]:
     return {
         "name": op.name,
         "summary": op.summary,

@@ -24,7 +24,9 @@ from krabs.engine.context import Call, CallRequest, Outcome
 from krabs.engine.events import EventBus
 from krabs.engine.writer import GroupWriter
 from krabs.ratelimit import RateLimiter
+from krabs.runs.approval import ApprovalGate
 from krabs.runs.attach import RunResolver
+from krabs.runs.record import RecordEvent
 from krabs.store.db import Store
 
 log = logging.getLogger("krabs.engine")
@@ -38,16 +40,19 @@ class Engine:
         self.keys = KeyCache()
         self.bus = EventBus()
         self.runs = RunResolver(store)
+        record = RecordEvent(store)  # every call becomes a tool_call event of its run
         self.steps: list[Callable[[Call, steps.Next], Outcome]] = [
             steps.Authenticate(store, self.keys),
             steps.ResolveOperation(self.registry),
             steps.AuthorizeScope(),
             steps.RateLimit(RateLimiter(settings.rate_limit_per_second)),
             steps.AttachRun(self.runs),
-            steps.Publish(self.bus, store),
+            record,
             steps.Validate(),
+            ApprovalGate(store),
             steps.IdempotencyGuard(store, settings),
             steps.Transaction(store, settings, self.keys),
+            record.in_transaction,
             steps.IdempotentReplay(settings),
             steps.AuditAppend(settings),
         ]

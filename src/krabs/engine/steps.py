@@ -144,7 +144,9 @@ class Publish:
             "account_id": call.who.account_id,
             "agent_id": call.who.agent_id,
             "op": call.op.name,
-            "args": call.request.args if isinstance(call.request.args, dict) else {},
+            "args": call.op.digested(call.request.args)
+            if isinstance(call.request.args, dict)
+            else {},
             "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
             "action_id": outcome.action_id,
             "dry_run": _requested_dry_run(call),
@@ -437,7 +439,7 @@ class AuditAppend:
             uow,
             action_id=uow.action_id,
             op=call.op.name,
-            args=call.args.model_dump(mode="json", exclude_unset=True),
+            args=call.op.digested(call.args.model_dump(mode="json", exclude_unset=True)),
             result=call.op.redacted(outcome.result),
             undo_token_hash=token_hash,
             undo_expires_at=expires,

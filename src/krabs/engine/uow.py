@@ -13,6 +13,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from krabs.engine.bulk import BulkCreate, IdBlock
 from krabs.engine.context import Principal
 from krabs.store.prepared import insert_of, reused_select
 
@@ -66,13 +67,15 @@ class UnitOfWork:
     #: Where files the call produces (exports) are written; None when the engine has no data dir.
     data_dir: Path | None = None
     now: str = field(default_factory=utcnow)
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Change | BulkCreate] = field(default_factory=list)
     #: Set by a handler that wants its action's undo token (destructive operations always get one).
     wants_undo: bool = False
     #: The id the audit step will give this call's action, known before the handler runs.
     action_id: str | None = None
     #: Set by ``action.undo``: the action this one reverses.
     undo_of: str | None = None
+    #: Per table: the id block and the one change entry of ``insert_compact``.
+    bulk: dict[str, BulkCreate] = field(default_factory=dict)
 
     @property
     def account_id(self) -> str:
@@ -135,16 +138,72 @@ class UnitOfWork:
         )
         self.changes.append(Change(str(table.name), str(before["id"]), before, None))
 
+    def new_bulk_id(self, table: sa.Table) -> str:
+        """An id for a row that ``insert_compact`` will write: consecutive within this call."""
+        return self._bulk(table).block.next()
+
+    def insert_compact(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``insert_many`` for bulk creates: the rows (ids from ``new_bulk_id``) are recorded as ONE
+        change entry, "created N rows of table with ids first..last", instead of N after-images.
+        Undo deletes that id range; the audit payload and dry-run diff stay small."""
+        entry = self._bulk(table)
+        mark = len(self.changes)
+        full = self.insert_many(table, rows)
+        del self.changes[mark:]
+        for row in full:
+            entry.add(str(row["id"]))
+        return full
+
+    def update_bulk(
+        self, table: sa.Table, before: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``update``, except that a row ``insert_compact`` created in this call is not imaged: its
+        compact entry already undoes it (by deleting it), so an import folding many rows into the
+        contacts it made holds no per-row images."""
+        entry = self.bulk.get(str(table.name))
+        if entry is None or not entry.block.owns(str(before["id"])):
+            return self.update(table, before, values)
+        after = {**before, **values}
+        if after != before:
+            self.conn.execute(
+                table.update()
+                .where(table.c.id == before["id"], self.scoped(table))
+                .values(**values)
+            )
+        return after
+
+    def delete_many(self, table: sa.Table, befores: list[dict[str, Any]]) -> None:
+        """``delete`` for many rows at once (one statement per call)."""
+        if not befores:
+            return
+        ids = [b["id"] for b in befores]
+        self.conn.execute(table.delete().where(table.c.id.in_(ids), self.scoped(table)))
+        name = str(table.name)
+        self.changes.extend(Change(name, str(b["id"]), b, None) for b in befores)
+
+    def _bulk(self, table: sa.Table) -> BulkCreate:
+        name = str(table.name)
+        entry = self.bulk.get(name)
+        if entry is None:
+            entry = self.bulk[name] = BulkCreate(name, IdBlock(name))
+            self.changes.append(entry)
+        return entry
+
     def touched(self) -> list[dict[str, Any]]:
         seen: dict[tuple[str, str], str] = {}
         for ch in self.changes:
+            if isinstance(ch, BulkCreate):
+                continue
             key = (ch.table, ch.id)
             seen[key] = "create" if seen.get(key) == "create" else ch.kind
-        return [{"table": t, "id": i, "action": a} for (t, i), a in seen.items()]
+        out = [{"table": t, "id": i, "action": a} for (t, i), a in seen.items()]
+        return out + [b.summary() for b in self.bulk.values() if b.count]
 
     def diff(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = [b.summary() for b in self.bulk.values() if b.count]
         for ch in self.changes:
+            if isinstance(ch, BulkCreate):
+                continue
             before, after = ch.before or {}, ch.after or {}
             for name in sorted(set(before) | set(after)):
                 if before.get(name) != after.get(name):

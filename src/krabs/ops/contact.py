@@ -7,6 +7,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import Field
 
+from krabs.audit.erasure import erase_contact
 from krabs.contract.errors import KrabsError, not_found
 from krabs.contract.ids import new_id
 from krabs.contract.models import (
@@ -335,6 +336,11 @@ def update(uow: UnitOfWork, args: ContactUpdate) -> dict[str, Any]:
 
 class ContactDelete(Args):
     id: str = id_field("ct", "The contact to delete.")
+    erase: bool = Field(
+        False,
+        description="GDPR erasure: also scrub the contact's personal data from its row, its "
+        "identities and the audit log's payloads (cannot be undone).",
+    )
 
 
 @operation(
@@ -349,11 +355,14 @@ class ContactDelete(Args):
 )
 def delete(uow: UnitOfWork, args: ContactDelete) -> dict[str, Any]:
     """Soft-deletes the contact and releases its identities. Returns an `undo_token`; `action.undo`
-    restores both."""
+    restores both. With `erase: true` (GDPR) its personal data is erased everywhere, the audit log
+    included (records stay verifiable), and the delete cannot be undone."""
     row = live_contact(uow, args.id, "id")
     for ident in identities_of(uow, [args.id])[args.id]:
         uow.update(identities, dict(ident._mapping), {"deleted_at": uow.now})
     uow.update(contacts, row, {"deleted_at": uow.now, "updated_at": uow.now})
+    if args.erase:
+        erase_contact(uow, args.id)
     return {"id": args.id, "deleted": True}
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
 from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
+from krabs.bulk.progress import progress_events
 from krabs.bulk.records import Issue, iter_lines
+from krabs.bulk.uploads import bounded, count_lines, file_lines, max_line_bytes, upload_path
 from krabs.bulk.upsert import REPORT_CAP, OnMatch, Report, Upserter
 from krabs.contract.errors import KrabsError
 from krabs.contract.models import Args, Out
@@ -25,9 +27,17 @@ Unstripped = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
 class ImportCsv(Args):
-    csv: Unstripped = Field(
+    csv: Unstripped | None = Field(
+        None,
         max_length=MAX_CSV_CHARS,
-        description="The CSV text, header row first. Delimiter (, ; tab |) is detected.",
+        description="The CSV text, header row first. Delimiter (, ; tab |) is detected. "
+        "Give this or upload.",
+    )
+    upload: str | None = Field(
+        None,
+        max_length=71,
+        description='A file already sent ("sha256:<hex>"): HTTP takes the CSV as a multipart '
+        "field named file or a text/csv body and passes this for you; the CLI takes a FILE.",
     )
     mapping: dict[str, str] | None = Field(
         None,
@@ -81,6 +91,7 @@ def import_lines(
     mapping: dict[str, str] | None = None,
     on_match: OnMatch = "update",
     source: str = "csv_import",
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The import itself, for any source of text lines (an argument, an upload, a file): rows are
     read, checked and written in batches, so memory does not grow with the input."""
@@ -89,7 +100,7 @@ def import_lines(
     except CsvError as exc:
         raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
     report = Report(REPORT_CAP)
-    up = Upserter(uow, on_match=on_match, source=source, report=report)
+    up = Upserter(uow, on_match=on_match, source=source, report=report, progress=progress)
     for record, issues in reader:
         if record is not None:
             up.add(record, issues)
@@ -123,6 +134,7 @@ def import_lines(
     mutates=True,
     destructive=True,
     errors=("conflict",),
+    digest_args=("csv",),
     examples=(
         Example({"csv": "name,email,company\nAda Lovelace,ada@lovelace.dev,Analytical Engines\n"}),
         Example(
@@ -145,5 +157,33 @@ def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
     made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
     the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
     return import_lines(
-        uow, iter_lines(args.csv), mapping=dict(args.mapping or {}), on_match=args.on_match
+        uow,
+        csv_lines(uow, args),
+        mapping=dict(args.mapping or {}),
+        on_match=args.on_match,
+        progress=progress_events(uow, _rows_total(uow, args)) if uow.run_id else None,
     )
+
+
+def _rows_total(uow: UnitOfWork, args: ImportCsv) -> int | None:
+    """Data rows, for progress (physical lines less the header: quoted line breaks overcount)."""
+    if args.upload is not None:
+        return max(count_lines(upload_path(uow.data_dir, uow.account_id, args.upload)) - 1, 0)
+    if args.csv is not None:
+        return max(args.csv.count("\n") - 1, 0)
+    return None
+
+
+def csv_lines(uow: UnitOfWork, args: ImportCsv) -> Iterator[str]:
+    """The lines of ``csv`` or of the uploaded file, each within the line-size cap."""
+    if (args.csv is None) == (args.upload is None):
+        raise KrabsError(
+            "invalid_argument",
+            "give exactly one of csv (the CSV text) or upload (a file sent as multipart field "
+            "file, a text/csv body, or the CLI's FILE)",
+            param="csv" if args.csv is None else "upload",
+        )
+    if args.upload is not None:
+        path = upload_path(uow.data_dir, uow.account_id, args.upload)
+        return file_lines(path, max_line_bytes())
+    return bounded(iter_lines(args.csv or ""), max_line_bytes(), "csv")

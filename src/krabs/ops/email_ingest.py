@@ -201,6 +201,7 @@ def _result(
     output=IngestOut,
     mutates=True,
     errors=("conflict",),
+    digest_args=("raw",),
     examples=(
         Example(
             {

@@ -52,6 +52,7 @@ class VcardOut(Out):
     mutates=True,
     destructive=True,
     errors=("conflict",),
+    digest_args=("vcard",),
     examples=(
         Example(
             {

@@ -11,6 +11,7 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.engine.context import Principal
 from krabs.engine.uow import utcnow
+from krabs.runs.lifecycle import IDLE_SECONDS, expire_run, is_idle
 from krabs.store.db import Store
 from krabs.store.tables import runs
 
@@ -52,13 +53,21 @@ class RunResolver:
     def _named(self, principal: Principal, run_id: str) -> str:
         with self.store.connect(write=False) as conn:
             row = conn.execute(
-                sa.select(runs.c.status).where(
+                sa.select(runs.c.status, runs.c.last_call_at, runs.c.created_at).where(
                     runs.c.id == run_id, runs.c.account_id == principal.account_id
                 )
             ).first()
         if row is None:
             raise KrabsError(
                 "not_found", f"no run with id {run_id[:80]!r} in this account", param="X-Krabs-Run"
+            )
+        if is_idle(dict(row._mapping)):  # expires lazily, when a call names it
+            expire_run(self.store, principal.account_id, run_id)
+            raise KrabsError(
+                "run_closed",
+                f"run {run_id} expired after {IDLE_SECONDS // 3600} h without a call; start a new "
+                "run or omit the run id",
+                param="X-Krabs-Run",
             )
         if row.status == "cancelled":
             raise KrabsError("run_cancelled", f"run {run_id} was cancelled", param="X-Krabs-Run")

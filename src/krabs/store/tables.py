@@ -64,6 +64,15 @@ runs = sa.Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("closed_at", nullable=True),
+    # Added by migration 0003: the run's event counter and running stats, kept by run_events' writer.
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("calls", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("errors", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("writes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
+    _ts("last_call_at", nullable=True),
     sa.Index(None, "account_id", "id"),
     sa.Index(
         "uq_runs_default_day",
@@ -143,6 +152,10 @@ audit_actions = sa.Table(
     sa.Column("undo_token_hash", sa.String(64), unique=True),
     _ts("undo_expires_at", nullable=True),
     sa.Column("undo_of", ID),
+    #: The signed log (migration 0004): Ed25519 signature (base64) of the record's Merkle leaf hash
+    #: and the name of the key that made it; NULL for records from before signing.
+    sa.Column("signature", sa.String(88)),
+    sa.Column("signing_key", sa.String(80)),
     sa.UniqueConstraint("account_id", "seq"),
     sa.Index(
         "uq_audit_actions_undo_of",
@@ -403,6 +416,165 @@ expenses = sa.Table(
     _ts("deleted_at", nullable=True),
     sa.Index(None, "account_id", "incurred_on", "id"),
 )
+
+# -- runs: events, approvals, spans, jobs (migration 0003) ------------------------------------------
+
+#: One row per run event. ``id`` is the global cursor (the firehose's), ``seq`` the run's own gap-free
+#: counter (allocated from ``runs.last_seq`` in the writer's transaction). ``data`` is JSON text.
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("account_id", ID, nullable=False),
+    sa.Column("run_id", ID, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    _ts("ts"),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("op", sa.String(80)),
+    sa.Column("action_id", ID),
+    #: A tool_call's latency, kept out of ``data`` so run stats (p50/p95) need no JSON parsing.
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("run_id", "seq"),
+    sa.Index(None, "account_id", "id"),
+)
+
+
+#: Approval gates (issue 5): which operations need a human, per agent, per key or account-wide.
+approval_policies = sa.Table(
+    "approval_policies",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    #: ``*`` (every caller), ``agent:<agent_id>`` or ``key:<key_id>``.
+    sa.Column("subject", sa.String(120), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("updated_by", sa.String(80)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    sa.UniqueConstraint("account_id", "subject"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("run_id", ID),
+    sa.Column("agent_id", sa.String(80), nullable=False),
+    sa.Column("key_id", ID),
+    sa.Column("op", sa.String(80), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("note", sa.Text),
+    _ts("created_at"),
+    _ts("decided_at", nullable=True),
+    _ts("consumed_at", nullable=True),
+    sa.Index(None, "account_id", "idempotency_key"),
+    sa.Index(None, "account_id", "run_id", "status"),
+)
+
+#: Background work (queued batch runs), taken with FOR UPDATE SKIP LOCKED on PostgreSQL.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", ID),
+    sa.Column("principal", sa.JSON, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    _ts("created_at"),
+    _ts("started_at", nullable=True),
+    _ts("finished_at", nullable=True),
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "account_id", "id"),
+)
+
+
+# -- the signed log: signatures, checkpoints, signing keys, erasure (migration 0004) ----------------
+
+#: Every node's audit signing key, public halves only (each private key is a file in its node's data
+#: directory: see ``krabs.audit.signing``); ``retired_at`` is set by key rotation.
+audit_signing_keys = sa.Table(
+    "audit_signing_keys",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    _ts("created_at"),
+    _ts("retired_at", nullable=True),
+)
+
+#: Which key signs which of an account's records: seq ``from_seq`` to ``to_seq`` (NULL while open).
+audit_account_keys = sa.Table(
+    "audit_account_keys",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("from_seq", sa.BigInteger, nullable=False),
+    sa.Column("to_seq", sa.BigInteger),
+    _ts("created_at"),
+    sa.PrimaryKeyConstraint("account_id", "name"),
+)
+
+#: Signed tree heads (C2SP signed notes); ``frontier`` is the tree's compact range (hex hashes,
+#: comma-separated) from which the next checkpoint grows without re-reading the log.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    _ts("created_at"),
+    sa.PrimaryKeyConstraint("account_id", "size"),
+)
+
+#: Audit payloads erased for GDPR (``contact.delete`` with ``erase``): which contact, which action
+#: erased it and that action's seq, so verification reports "erased at #N" instead of missing.
+contact_erasures = sa.Table(
+    "contact_erasures",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("payload_digest", sa.String(64), nullable=False),
+    sa.Column("contact_id", ID, nullable=False),
+    sa.Column("action_id", ID, nullable=False),
+    sa.Column("erased_seq", sa.BigInteger),
+    sa.PrimaryKeyConstraint("account_id", "payload_digest"),
+    sa.Index(None, "account_id", "action_id"),
+)
+
+
+# -- web sessions: the dashboard's cookie sessions (migration 0005) ---------------------------------
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SHA-256 of the cookie's secret
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("key_id", ID, nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("revoked_at", nullable=True),
+    sa.Index(None, "key_id"),
+)
+
 
 #: Tables whose rows an audit image may describe, by name; undo restores rows through this map.
 BY_NAME: dict[str, sa.Table] = {t.name: t for t in metadata.sorted_tables}

@@ -8,6 +8,7 @@ the whole argument object (inline, ``@file.json`` or ``-`` for stdin); flags ove
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,6 +24,7 @@ from krabs.transports.cli_fields import (
     option_for,
     read_json,
 )
+from krabs.transports.cli_files import STREAMED_EXPORTS, call_with_file, export_to_file
 from krabs.transports.cli_render import render_error, render_result
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -95,6 +97,17 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
     target, kinds = identity_kinds(entry, specs)
     mutates = bool(entry.get("mutates"))
     params: list[click.Parameter] = [option_for(s) for s in specs]
+    if name in STREAMED_EXPORTS:  # the whole export, streamed into a file
+        params.append(
+            click.Option(
+                ["--to", "to_file"], type=click.Path(dir_okay=False), help="Write all rows here."
+            )
+        )
+    if entry.get("file_argument"):  # a local file feeds the bulk text argument
+        params.insert(
+            0,
+            click.Argument(["file"], required=False, type=click.Path(dir_okay=False, exists=True)),
+        )
     for kind in kinds:
         params.append(
             click.Option(
@@ -150,13 +163,27 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
             output, values["json_input"] = "json", None
         try:
             args = collect(values, specs, target, kinds)
-            result = state(ctx).backend.call(
-                name,
-                args,
-                dry_run=bool(values.get("dry_run")),
-                idempotency_key=values.get("idempotency_key"),
-                run=values.get("run"),
-            )
+            options: dict[str, Any] = {
+                "dry_run": bool(values.get("dry_run")),
+                "idempotency_key": values.get("idempotency_key"),
+                "run": values.get("run"),
+            }
+            if values.get("to_file"):
+                result = export_to_file(
+                    state(ctx).backend, name, args, Path(values["to_file"]), err_console
+                )
+            elif values.get("file"):
+                result = call_with_file(
+                    state(ctx).backend,
+                    name,
+                    entry,
+                    Path(values["file"]),
+                    args,
+                    err_console,
+                    **options,
+                )
+            else:
+                result = state(ctx).backend.call(name, args, **options)
         except KrabsAPIError as exc:
             render_error(err_console, exc, output)
             ctx.exit(exc.exit_code)

@@ -3,9 +3,10 @@ wire format and renders outcomes; every rule lives in the engine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,12 +17,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from krabs import __version__
+from krabs.audit.periodic import audit_sweeper
 from krabs.auth import authenticate
 from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
+from krabs.engine.context import Principal
+from krabs.runs.lifecycle import sweeper
+from krabs.transports import http_bulk
+from krabs.transports.audit_routes import audit_routes
 from krabs.transports.docs import render_docs
+from krabs.web import sessions
+from krabs.web.routes import web_routes
 
 JSON_TYPES = ("application/json", "application/problem+json", "text/json")
 
@@ -54,6 +62,18 @@ def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def caller(request: Request, engine: Engine) -> tuple[str | None, Principal | None]:
+    """Who calls: a Bearer key, else the dashboard's cookie session resolved to its key's principal
+    (which must send its CSRF token on anything but a read-only GET). Raises ``KrabsError``."""
+    token = bearer(request)
+    secret = request.cookies.get(sessions.COOKIE)
+    if token or not secret:
+        return token, None
+    if request.method not in ("GET", "HEAD"):
+        sessions.check_csrf(secret, request.headers.get(sessions.CSRF_HEADER))
+    return None, await run_in_threadpool(sessions.resolve, engine.store, engine.keys, secret)
 
 
 async def read_json_object(request: Request, limit: int) -> Any:
@@ -106,6 +126,9 @@ def render(outcome: Outcome, op: str, request_id: str) -> Response:
 
 
 def create_app(engine: Engine) -> Starlette:
+    from krabs.runs.jobs import job_worker
+    from krabs.transports.http_runs import run_routes  # it imports this module's helpers
+    from krabs.transports.http_streams import stream_routes  # likewise
     from krabs.transports.mcp import McpEndpoint  # it imports this module's helpers
 
     limit = engine.settings.max_body_bytes
@@ -122,13 +145,29 @@ def create_app(engine: Engine) -> Starlette:
         op = request.path_params["op"]
         request_id = _request_id(request)
         try:
-            args = await read_json_object(request, limit)
+            api_key, principal = await caller(request, engine)
+            if request.method == "GET":
+                args = http_bulk.query_args(request, engine, op)
+            elif http_bulk.is_bulk_body(request):  # a file: CSV, vCard, raw email
+                args, principal = await http_bulk.read_bulk(request, engine, op, api_key, principal)
+            else:
+                args = await read_json_object(request, limit)
+        except KrabsError as exc:
+            return error_response(exc, op=op, request_id=request_id)
         except Body as bad:
             return error_response(bad.error, op=op, request_id=request_id)
+        if http_bulk.wants_csv_export(request, op):
+            streamed = await http_bulk.export_response(
+                engine, args, api_key, principal, request_id, request.headers.get("x-krabs-run")
+            )
+            if isinstance(streamed, KrabsError):
+                return error_response(streamed, op=op, request_id=request_id)
+            return streamed
         call = CallRequest(
             op=op,
             args=args,
-            api_key=bearer(request),
+            api_key=api_key,
+            principal=principal,
             idempotency_key=request.headers.get("idempotency-key"),
             run_id=request.headers.get("x-krabs-run") or None,
             transport="http",
@@ -142,7 +181,9 @@ def create_app(engine: Engine) -> Starlette:
 
         async def route(request: Request) -> Response:
             try:
-                await run_in_threadpool(authenticate, engine.store, engine.keys, bearer(request))
+                api_key, principal = await caller(request, engine)
+                if principal is None:
+                    await run_in_threadpool(authenticate, engine.store, engine.keys, api_key)
             except KrabsError as exc:
                 return error_response(exc, op=None, request_id=_request_id(request))
             return render()
@@ -178,12 +219,31 @@ def create_app(engine: Engine) -> Starlette:
             Route("/v1/schema", schema, methods=["GET"]),
             Route("/v1/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
+            *audit_routes(engine),
+            *run_routes(engine),  # POST /v1/run, POST /v1/runs/{id}/input
+            *stream_routes(engine),  # GET /v1/runs[/{id}[/stream|/events|/spans]], run aliases
+            http_bulk.export_route(call_operation),  # GET /v1/contact.export_csv, streamed
             Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
+            *web_routes(engine),  # the dashboard: pages and static files, a client of /v1
         ],
         exception_handlers={HTTPException: http_error},
-        lifespan=lambda _app: mcp.lifespan(),
+        lifespan=lambda _app: lifespan(
+            mcp.lifespan(),
+            sweeper(engine.store),
+            audit_sweeper(engine.store, engine.settings.data_dir),
+            job_worker(engine),  # queued runs (POST /v1/run with queue, run.enqueue)
+        ),
     )
+
+
+@contextlib.asynccontextmanager
+async def lifespan(*parts: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterator[None]:
+    """The app's lifespan: each part entered in order, left in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        for part in parts:
+            await stack.enter_async_context(part)
+        yield
 
 
 def _request_id(request: Request) -> str:

@@ -1,0 +1,248 @@
+"""The signed audit log's two costs, in one run:
+
+1. write throughput with signing on vs off (``KRABS_AUDIT_SIGNING=off``, a setting that exists for
+   this benchmark): ``contact.create`` through the whole engine on two fresh SQLite databases,
+   alternating rounds, medians compared. Target: signing costs at most 15 %.
+2. ``krabs audit verify`` over a log of 1,000,000 records (generated directly with the log's own
+   functions, in batches: canonical records, hash chain, signed leaves, a checkpoint every 1,000).
+   Target: at most 60 s.
+
+    .venv/bin/python bench/audit.py                       # both, 1,000,000 records
+    .venv/bin/python bench/audit.py --records 100000 --writes 2000 --rounds 3 --export
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from krabs.accounts import create_account
+from krabs.app import open_store
+from krabs.audit import merkle
+from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.audit.checkpoint import note_body, sign_note
+from krabs.audit.log import RECORD_VERSION
+from krabs.audit.signing import b64, signer_for
+from krabs.audit.sources import from_database, from_export
+from krabs.audit.verify import verify_log
+from krabs.config import Settings
+from krabs.contract.ids import new_id
+from krabs.engine import CallRequest, Engine
+from krabs.store.tables import (
+    audit_account_keys,
+    audit_actions,
+    audit_checkpoints,
+    audit_heads,
+    audit_payloads,
+)
+
+SIGNING_TARGET = 0.15
+VERIFY_TARGET_S = 60.0
+
+
+def _engine(root: Path, name: str) -> tuple[Engine, str]:
+    data = root / name
+    settings = Settings(data_dir=data, rate_limit_per_second=0)
+    engine = Engine(open_store(settings), settings)
+    return engine, create_account(engine.store, name).secret
+
+
+def _writes(engine: Engine, secret: str, count: int, signing: bool) -> float:
+    if signing:
+        os.environ.pop("KRABS_AUDIT_SIGNING", None)
+    else:
+        os.environ["KRABS_AUDIT_SIGNING"] = "off"
+    try:
+        started = time.perf_counter()
+        for i in range(count):
+            out = engine.call(
+                CallRequest(
+                    op="contact.create",
+                    args={
+                        "display_name": f"Bench {i}",
+                        "identities": [
+                            {"kind": "email", "value": f"{new_id('contact')[3:].lower()}@bench.dev"}
+                        ],
+                    },
+                    api_key=secret,
+                )
+            )
+            if not out.ok:
+                raise SystemExit(f"write failed: {out.error}")
+        return count / (time.perf_counter() - started)
+    finally:
+        os.environ.pop("KRABS_AUDIT_SIGNING", None)
+
+
+def write_throughput(root: Path, count: int, rounds: int) -> dict[str, Any]:
+    on, on_key = _engine(root, "signing-on")
+    off, off_key = _engine(root, "signing-off")
+    _writes(on, on_key, 50, True)  # warm-up: key file, registration, statement caches
+    _writes(off, off_key, 50, False)
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for r in range(rounds):
+        order = [("on", on, on_key), ("off", off, off_key)]
+        for label, engine, key in order if r % 2 == 0 else reversed(order):
+            rates[label].append(_writes(engine, key, count, label == "on"))
+    on_rate, off_rate = statistics.median(rates["on"]), statistics.median(rates["off"])
+    for engine in (on, off):
+        engine.store.dispose()
+    return {"on": on_rate, "off": off_rate, "cost": 1 - on_rate / off_rate, "rounds": rates}
+
+
+def generate(root: Path, records: int) -> tuple[Engine, str]:
+    """A log of ``records`` signed records, written in batches of 10,000."""
+    engine, _secret = _engine(root, "verify")
+    account = create_account(engine.store, "Verify bench")
+    acct = account.account_id
+    signer = signer_for(engine.settings.data_dir)
+    assert signer is not None
+    prev, frontier, batch = "0" * 64, merkle.Frontier(), 10_000
+    with engine.store.transaction() as conn:
+        key = signer.bind(conn)
+        conn.execute(
+            audit_account_keys.insert().values(
+                account_id=acct,
+                name=key.name,
+                public_key=b64(key.public),
+                from_seq=1,
+                to_seq=None,
+                created_at="2026-11-23T00:00:00.000000Z",
+            )
+        )
+    for start in range(1, records + 1, batch):
+        actions, payloads, cps = [], [], []
+        for seq in range(start, min(start + batch, records + 1)):
+            action_id = new_id("action")
+            result = {"id": f"ct_{seq:026d}", "display_name": f"Bench {seq}"}
+            body = canonical(
+                {"args": {"display_name": f"Bench {seq}"}, "result": result, "changes": []}
+            )
+            pd = sha256_hex(body)
+            record = canonical(
+                {
+                    "v": RECORD_VERSION,
+                    "seq": seq,
+                    "id": action_id,
+                    "ts": "2026-11-23T00:00:00.000000Z",
+                    "account": acct,
+                    "actor": {"key": account.key_id, "agent": "bench"},
+                    "run": None,
+                    "op": "contact.create",
+                    "targets": [result["id"]],
+                    "result_digest": digest(result),
+                    "payload_digest": pd,
+                    "undo_of": None,
+                    "prev_hash": prev,
+                }
+            )
+            own = sha256_hex(record)
+            leaf = merkle.leaf_hash(record)
+            frontier.append(leaf)
+            actions.append(
+                {
+                    "id": action_id,
+                    "account_id": acct,
+                    "seq": seq,
+                    "created_at": "2026-11-23T00:00:00.000000Z",
+                    "op": "contact.create",
+                    "run_id": None,
+                    "key_id": account.key_id,
+                    "agent_id": "bench",
+                    "record": record.decode(),
+                    "hash": own,
+                    "prev_hash": prev,
+                    "payload_digest": pd,
+                    "undo_token_hash": None,
+                    "undo_expires_at": None,
+                    "undo_of": None,
+                    "signature": b64(key.sign(leaf)),
+                    "signing_key": key.name,
+                }
+            )
+            payloads.append({"account_id": acct, "digest": pd, "body": body.decode()})
+            if seq % 1000 == 0 or seq == records:
+                root_hash = frontier.root()
+                cps.append(
+                    {
+                        "account_id": acct,
+                        "size": seq,
+                        "root": root_hash.hex(),
+                        "frontier": ",".join(h.hex() for h in frontier.hashes),
+                        "note": sign_note(note_body(acct, seq, root_hash), [key]),
+                        "reason": "auto",
+                        "created_at": "2026-11-23T00:00:00.000000Z",
+                    }
+                )
+            prev = own
+        with engine.store.transaction() as conn:
+            conn.execute(audit_actions.insert(), actions)
+            conn.execute(audit_payloads.insert(), payloads)
+            if cps:
+                conn.execute(audit_checkpoints.insert(), cps)
+            conn.execute(
+                audit_heads.update()
+                .where(audit_heads.c.account_id == acct)
+                .values(seq=actions[-1]["seq"], hash=prev)
+            )
+        print(f"\r  generated {actions[-1]['seq']:,} records", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    return engine, acct
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--writes", type=int, default=2000, help="writes per round and mode")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--export", action="store_true", help="also verify the export zip")
+    parser.add_argument("--skip-writes", action="store_true")
+    parser.add_argument("--skip-verify", action="store_true")
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="krabs-bench-audit-") as tmp:
+        root = Path(tmp)
+        if not opts.skip_writes:
+            w = write_throughput(root, opts.writes, opts.rounds)
+            verdict = "PASS" if w["cost"] <= SIGNING_TARGET else "FAIL"
+            print(
+                f"writes/s signing on {w['on']:.0f}, off {w['off']:.0f} "
+                f"(median of {opts.rounds} x {opts.writes}); signing costs {w['cost']:.1%} "
+                f"(target <= {SIGNING_TARGET:.0%}): {verdict}"
+            )
+        if not opts.skip_verify:
+            started = time.perf_counter()
+            engine, acct = generate(root, opts.records)
+            print(f"generated {opts.records:,} records in {time.perf_counter() - started:.0f}s")
+            started = time.perf_counter()
+            with engine.store.connect(write=False) as conn:
+                report = verify_log(from_database(conn, acct))
+            seconds = time.perf_counter() - started
+            verdict = "PASS" if seconds <= VERIFY_TARGET_S else "FAIL"
+            print(
+                f"audit verify (database) over {report.records:,} records, {report.signed:,} "
+                f"signatures, {report.checkpoints:,} checkpoints: {seconds:.1f}s "
+                f"(target <= {VERIFY_TARGET_S:.0f}s, {os.cpu_count()} cores): {verdict}"
+            )
+            if opts.export:
+                from krabs.bulk.archive import write_archive
+
+                with engine.store.connect(write=False) as conn:
+                    path = write_archive(conn, acct, root / "exports", "20261123T000000Z")["path"]
+                started = time.perf_counter()
+                report = verify_log(from_export(path))
+                seconds = time.perf_counter() - started
+                print(
+                    f"audit verify (export zip) over {report.records:,} records: {seconds:.1f}s "
+                    f"(target <= {VERIFY_TARGET_S:.0f}s)"
+                )
+            engine.store.dispose()
+
+
+if __name__ == "__main__":
+    main()

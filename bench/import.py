@@ -1,0 +1,197 @@
+"""Bulk import benchmark: ``contact.import_csv`` of a generated 1,000,000-row CSV through the real
+engine (``Engine.call``: auth, validation, idempotency, one transaction, audit chain, undo token).
+
+The CSV is realistic: names, companies, titles, a primary and a secondary email, mixed phone
+formats, tags; about 10% of rows repeat an earlier person's email in another letter case (they
+merge), and about 1% are bad (invalid email, unknown stage, a control character). Each import runs
+in a child process that reports wall time and peak RSS (``getrusage``) against the targets:
+<= 60 s and <= 300 MB for a million rows on SQLite.
+
+    python bench/import.py                       # 1,000,000 rows, SQLite
+    python bench/import.py --rows 50000 --backend sqlite postgresql
+    python bench/import.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+TARGET_SECONDS = 60.0
+TARGET_RSS_MB = 300.0
+FIRST = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Edsger", "Barbara", "Ken", "Frances", "Tim",
+         "Radia", "Donald", "Leslie", "Katherine", "John", "Sophie", "Hedy", "Claude", "Anita"]
+LAST = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Dijkstra", "Liskov", "Thompson",
+        "Allen", "Berners-Lee", "Perlman", "Knuth", "Lamport", "Johnson", "McCarthy", "Wilson"]
+COMPANIES = ["Analytical Engines", "Bletchley", "Univac", "Kernel Org", "Apollo", "Mathematisch",
+             "CLU Labs", "Bell Labs", "IBM Research", "CERN", "DEC", "Stanford", "Xerox PARC"]
+TITLES = ["CTO", "Engineer", "VP Sales", "Founder", "Researcher", "Head of Ops", "", ""]
+TAGS = ["vip", "newsletter", "conference 2026", "partner", "lead;warm", "", "", ""]
+STAGES = ["lead", "prospect", "customer", "", ""]
+
+
+AREAS = ["415", "212", "646", "312", "617", "206", "303", "512"]
+
+
+def phone(rng: random.Random, n: int) -> str:
+    """A valid number in one of several spellings (national ones need the US default region)."""
+    area, exchange, line = AREAS[n % len(AREAS)], 200 + (n // 8) % 800, n % 10_000
+    style = rng.randrange(5)
+    if style == 0:
+        return f"+1 ({area}) {exchange}-{line:04d}"
+    if style == 1:
+        return f"+1{area}{exchange}{line:04d}"
+    if style == 2:
+        return f"{area}.{exchange}.{line:04d}"
+    if style == 3:
+        return f"+44 20 7{exchange} {line:04d}"
+    return ""
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """Write the CSV: header plus ``rows`` data rows."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("First Name,Last Name,Email,Secondary Email,Phone,Company,Title,Stage,Tags\n")
+        for n in range(rows):
+            roll = rng.random()
+            person = n
+            if roll < 0.10 and n > 10:
+                person = rng.randrange(n)  # a duplicate of an earlier person, other letter case
+            first, last = FIRST[person % len(FIRST)], LAST[(person // 7) % len(LAST)]
+            email = f"{first}.{last}.{person}@example{person % 97}.com"
+            if person != n:
+                email = email.upper() if rng.random() < 0.5 else email.title()
+            second = f"{first[0]}{last}{person}@mail{person % 13}.org" if n % 3 == 0 else ""
+            stage = STAGES[n % len(STAGES)]
+            if 0.10 <= roll < 0.104:
+                email = f"not-an-email-{n}"
+            elif 0.104 <= roll < 0.107:
+                stage = "maybe"
+            elif 0.107 <= roll < 0.11:
+                first = "Bad\x07Name"
+            tags = TAGS[n % len(TAGS)]
+            company = COMPANIES[person % len(COMPANIES)]
+            cells = [first, last, email, second, phone(rng, person), company,
+                     TITLES[n % len(TITLES)], stage, tags]
+            f.write(",".join(f'"{c}"' if ("," in c or ";" in c) else c for c in cells) + "\n")
+
+
+def child(args: argparse.Namespace) -> None:
+    """One import in this process; prints a JSON line with the figures."""
+    from krabs.accounts import create_account
+    from krabs.bulk.uploads import spool_file
+    from krabs.config import Settings
+    from krabs.engine import CallRequest, Engine
+    from krabs.store.db import Store
+    from krabs.store.migrate import migrate
+
+    import sqlalchemy as sa
+
+    data = Path(args.data_dir)
+    schema = None
+    backend = args.backend[0]
+    if backend == "sqlite":
+        store = Store(f"sqlite:///{data}/krabs.db")
+    else:
+        schema = f"krabs_bench_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        store = Store(f"{args.pg_url}?options=-csearch_path%3D{schema}")
+    try:
+        migrate(store)
+        engine = Engine(store, Settings(data_dir=data, rate_limit_per_second=0, default_region="US"))
+        account = create_account(store, "bench")
+        base_rss = peak_rss_mb()
+        cpu0 = cpu_seconds()
+        started = time.perf_counter()
+        ref = spool_file(data, account.account_id, Path(args.csv), 1 << 40)
+        outcome = engine.call(
+            CallRequest(op="contact.import_csv", args={"upload": ref}, api_key=account.secret,
+                        transport="bench")
+        )
+        seconds = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu0
+        if outcome.error is not None:
+            raise SystemExit(f"import failed: {outcome.error.code}: {outcome.error.message}")
+        result = outcome.result or {}
+        print(json.dumps({
+            "backend": backend,
+            "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "rss_before_mb": round(base_rss, 1),
+            **{k: result.get(k) for k in ("rows", "created", "merged", "failed", "report_total")},
+        }))
+    finally:
+        store.dispose()
+        if schema is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def cpu_seconds() -> float:
+    """This process's user + system CPU time: the figure a loaded machine does not inflate."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--backend", nargs="+", default=["sqlite"],
+                        choices=["sqlite", "postgresql"])
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--csv", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="krabs-bench-") as tmp:
+        csv_path = Path(tmp) / "contacts.csv"
+        t0 = time.perf_counter()
+        generate(csv_path, args.rows)
+        size = csv_path.stat().st_size / 1e6
+        print(f"generated {args.rows} rows ({size:.0f} MB) in {time.perf_counter() - t0:.1f}s")
+        scale = 1_000_000 / args.rows
+        for backend in args.backend:
+            data = Path(tmp) / backend
+            data.mkdir()
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", "--backend", backend, "--csv",
+                 str(csv_path), "--data-dir", str(data), "--pg-url", args.pg_url],
+                capture_output=True, text=True, check=False,
+            )
+            if out.returncode != 0:
+                print(f"{backend}: failed\n{out.stderr[-3000:]}")
+                continue
+            fig: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+            verdict = "" if scale != 1 else (
+                f"  [{'ok' if fig['seconds'] <= TARGET_SECONDS else 'OVER'} time, "
+                f"{'ok' if fig['peak_rss_mb'] <= TARGET_RSS_MB else 'OVER'} memory]"
+            )
+            print(f"{backend}: {fig['seconds']} s wall, {fig['cpu_seconds']} s CPU, peak RSS {fig['peak_rss_mb']} MB "
+                  f"(before import {fig['rss_before_mb']} MB); targets <= {TARGET_SECONDS:.0f} s, "
+                  f"<= {TARGET_RSS_MB:.0f} MB per 1M rows{verdict}")
+            print(f"  rows {fig['rows']}, created {fig['created']}, merged {fig['merged']}, "
+                  f"failed {fig['failed']}, report entries {fig['report_total']}")
+
+
+if __name__ == "__main__":
+    main()

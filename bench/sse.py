@@ -1,0 +1,534 @@
+"""Benchmark: run streams over SSE (``GET /v1/runs/{id}/stream``) under load.
+
+    .venv/bin/python bench/sse.py            # both scenarios, embedded SQLite
+    .venv/bin/python bench/sse.py --json     # one JSON object with every figure
+    .venv/bin/python bench/sse.py --database-url postgresql://postgres@127.0.0.1:5432/test
+
+(a) fan-out: 100 subscribers on one run while 8 writers post batches of 20 span events into it
+    (``run.add_spans``) as fast as the server takes them; deliveries/s and write→receive p50/p99,
+    beside a bare ``sse-starlette`` in-process broadcaster (``bare_app`` below: ``POST /write``
+    puts each event of the batch on every subscriber's queue) measured the same way in the same
+    run. Target: krabs ≥ 0.5 × bare deliveries/s.
+(b) breadth: 1,000 concurrent subscribers over 100 runs (10 each), 200 writes/s in total spread
+    over the runs (each a span upload; ``--write contact`` makes each a ``contact.create`` tool
+    call instead, which measures the CRM write path as much as the streams); write→receive p99 and
+    drops (every subscriber must get every event of its run, in order). Targets: p99 ≤ 50 ms,
+    none dropped.
+
+Servers and subscribers are separate processes (``--subscriber`` mode of this script); the
+writers run in the main process. Write→receive is measured from the moment the writer sends the
+call (a timestamp carried in the call's arguments) to the moment a subscriber has parsed the event.
+Subscribers are minimal asyncio HTTP/1.1 clients, so the client side costs as little as possible.
+The script exits 0 whether or not the targets are met (it says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+KEY = "krabs_sk_ssebench00000000000000000000000"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- the bare broadcaster ---------------------------------------------------------------------------
+
+
+def bare_app() -> Any:
+    """A bare sse-starlette broadcaster: what uvicorn + Starlette + SSE can do on this machine."""
+    from sse_starlette.sse import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    queues: set[asyncio.Queue[tuple[int, str]]] = set()
+    counter = {"seq": 0}
+
+    async def stream(request: Request) -> Any:
+        queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+        queues.add(queue)
+
+        async def events() -> Any:
+            try:
+                while True:
+                    seq, data = await queue.get()
+                    yield {"id": str(seq), "event": "tool_call", "data": data}
+            finally:
+                queues.discard(queue)
+
+        return EventSourceResponse(events())
+
+    async def write(request: Request) -> Any:
+        """A batch ``{"events": [...]}``: each event broadcast on its own, as krabs does."""
+        body = await request.json()
+        for event in body["events"]:
+            counter["seq"] += 1
+            data = json.dumps(event)
+            for queue in queues:
+                queue.put_nowait((counter["seq"], data))
+        return JSONResponse({"ok": True, "seq": counter["seq"]})
+
+    async def health(request: Request) -> Any:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/stream", stream),
+            Route("/write", write, methods=["POST"]),
+            Route("/healthz", health),
+        ]
+    )
+
+
+# -- subscribers (their own process) -----------------------------------------------------------------
+
+
+async def _subscribe(
+    host: str, port: int, path: str, auth: str | None, stats: dict[str, Any], stop: asyncio.Event
+) -> None:
+    """One SSE client; on a dropped stream it resumes from its last id, as a browser does."""
+    last: str | None = None
+    seqs: list[int] = stats["seqs"]
+    latencies: list[float] = stats["latencies"]
+    while not stop.is_set():
+        reader, writer = await asyncio.open_connection(host, port)
+        head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+        if auth:
+            head += f"Authorization: Bearer {auth}\r\n"
+        if last:
+            head += f"Last-Event-ID: {last}\r\n"
+        writer.write((head + "\r\n").encode())
+        status = await reader.readline()
+        if b" 200 " not in status:
+            raise RuntimeError(f"{path}: {status!r}")
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        stats["connected"].set()
+        buf = b""
+        try:
+            while not stop.is_set():
+                size_line = await reader.readline()
+                if not size_line:
+                    break
+                size = int(size_line.strip() or b"0", 16)
+                if size == 0:
+                    break
+                buf += (await reader.readexactly(size + 2))[:-2]
+                buf = buf.replace(b"\r\n", b"\n")
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    ident = data = None
+                    for line in block.split(b"\n"):
+                        if line.startswith(b"id: "):
+                            ident = line[4:].decode()
+                        elif line.startswith(b"data: "):
+                            data = line[6:]
+                    if data is None or ident is None:
+                        continue
+                    last = ident
+                    now = time.time()
+                    event = json.loads(data)
+                    sent = event.get("t")
+                    if sent is None and str(event.get("input_text", "")).startswith("t="):
+                        sent = float(event["input_text"][2:])  # a span's
+                    if sent is None:
+                        sent = ((event.get("args") or {}).get("attributes") or {}).get("t")
+                    if sent is None:
+                        continue  # run.started and other non-bench events
+                    seqs.append(int(ident))
+                    latencies.append(now - sent)
+                    stats["count"] += 1
+                    stats["first"] = stats["first"] or now
+                    stats["last"] = now
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+        if not stop.is_set():
+            stats["reconnects"] += 1
+
+
+async def subscriber_main(config: dict[str, Any]) -> None:
+    stop = asyncio.Event()
+    all_stats = []
+    tasks = []
+    for path in config["paths"]:
+        stats = {
+            "path": path,
+            "seqs": [],
+            "latencies": [],
+            "count": 0,
+            "first": 0.0,
+            "last": 0.0,
+            "reconnects": 0,
+            "connected": asyncio.Event(),
+        }
+        all_stats.append(stats)
+        tasks.append(
+            asyncio.create_task(
+                _subscribe(config["host"], config["port"], path, config.get("key"), stats, stop)
+            )
+        )
+    await asyncio.gather(*(s["connected"].wait() for s in all_stats))
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)  # the main process says stop
+    await asyncio.sleep(config.get("grace", 1.0))
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    latencies = sorted(x for s in all_stats for x in s["latencies"])
+    firsts = [s["first"] for s in all_stats if s["first"]]
+    lasts = [s["last"] for s in all_stats if s["last"]]
+    print(
+        json.dumps(
+            {
+                "deliveries": sum(s["count"] for s in all_stats),
+                "window_s": (max(lasts) - min(firsts)) if firsts else 0.0,
+                "p50_ms": _pct(latencies, 50) * 1000,
+                "p99_ms": _pct(latencies, 99) * 1000,
+                "reconnects": sum(s["reconnects"] for s in all_stats),
+                "per_path": [
+                    {"path": s["path"], "count": s["count"], "in_order": _in_order(s["seqs"])}
+                    for s in all_stats
+                ],
+            }
+        ),
+        flush=True,
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, max(0, round(len(values) * q / 100) - 1))]
+
+
+def _in_order(seqs: list[int]) -> bool:
+    return all(b == a + 1 for a, b in itertools.pairwise(seqs))
+
+
+class Subscribers:
+    """The subscriber process: started, waited for until every stream is connected, stopped."""
+
+    def __init__(self, host: str, port: int, paths: list[str], key: str | None) -> None:
+        config = {"host": host, "port": port, "paths": paths, "key": key}
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--subscriber", json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"subscribers did not start: {line!r}")
+
+    def finish(self) -> dict[str, Any]:
+        out, _ = self.proc.communicate("stop\n", timeout=120)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+# -- servers -----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    raise SystemExit(f"server did not start: {' '.join(argv)}\n{err[-3000:]}")
+
+
+def start_krabs(data_dir: str, database_url: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        "KRABS_DATA_DIR": data_dir,
+        "KRABS_BOOTSTRAP_KEY": KEY,
+        "KRABS_RATE_LIMIT_PER_SECOND": "0",
+        "KRABS_SSE_QUEUE": "100000",
+        "KRABS_SPANS_PER_MINUTE": "1000000000",
+    }
+    if database_url:
+        env["KRABS_DATABASE_URL"] = database_url
+    argv = [sys.executable, "-m", "krabs", "serve", "--port", str(port)]
+    return start(argv, env, port), port
+
+
+def start_bare() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.sse:bare_app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return start(argv, {"PYTHONPATH": str(ROOT)}, port), port
+
+
+# -- writers -----------------------------------------------------------------------------------------
+
+
+async def write_flat_out(
+    url: str, path: str, body: Any, headers: dict[str, str], seconds: float, concurrency: int
+) -> int:
+    """Post as fast as the server answers, ``concurrency`` at a time, for ``seconds``."""
+    done = 0
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
+
+        async def worker(n: int) -> None:
+            nonlocal done
+            i = 0
+            while time.monotonic() < deadline:
+                i += 1
+                response = await c.post(path, json=body(n, i))
+                if response.status_code == 200:
+                    done += 1
+
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    return done
+
+
+async def write_paced(
+    url: str, runs: list[str], rate: float, seconds: float, headers: dict[str, str], kind: str
+) -> dict[str, int]:
+    """``rate`` calls/s in total, round-robin over ``runs``; successes per run."""
+    ok = dict.fromkeys(runs, 0)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
+
+        async def one(run: str, i: int) -> None:
+            if kind == "contact":  # a tool call: the write's own event
+                response = await c.post(
+                    "/v1/contact.create",
+                    json={"display_name": f"b{i}", "attributes": {"t": time.time()}},
+                    headers={"X-Krabs-Run": run},
+                )
+            else:  # one span event
+                span = {"node_name": f"b{i}", "input_text": f"t={time.time()}"}
+                response = await c.post("/v1/run.add_spans", json={"run_id": run, "spans": [span]})
+            if response.status_code == 200:
+                ok[run] += 1
+
+        tasks = []
+        start = time.monotonic()
+        total = int(rate * seconds)
+        for i in range(total):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(runs[i % len(runs)], i)))
+        await asyncio.gather(*tasks)
+    return ok
+
+
+# -- scenarios ---------------------------------------------------------------------------------------
+
+
+def new_run(url: str, name: str) -> str:
+    r = httpx.post(
+        url + "/v1/run.create", json={"name": name}, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+def fan_out(args: argparse.Namespace, krabs_port: int, bare_port: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    auth = {"Authorization": f"Bearer {KEY}"}
+    # krabs: 100 subscribers on one run, writers posting contact.create into it.
+    url = f"http://127.0.0.1:{krabs_port}"
+    run = new_run(url, "bench fan-out")
+    path = f"/v1/runs/{run}/stream?after_seq=1"
+    subs = Subscribers("127.0.0.1", krabs_port, [path] * args.subscribers, KEY)
+
+    def krabs_body(n: int, i: int) -> Any:
+        span = {"node_name": f"w{n}", "input_text": f"t={time.time()}"}
+        return {"run_id": run, "spans": [span] * args.batch}
+
+    writes = asyncio.run(
+        write_flat_out(url, "/v1/run.add_spans", krabs_body, auth, args.seconds, args.writers)
+    )
+    got = subs.finish()
+    out["krabs"] = {
+        "writes": writes * args.batch,
+        **_rates(got, writes * args.batch, args.subscribers),
+    }
+    # The bare broadcaster, measured the same way.
+    subs = Subscribers("127.0.0.1", bare_port, ["/stream"] * args.subscribers, None)
+    bare_url = f"http://127.0.0.1:{bare_port}"
+
+    def bare_body(n: int, i: int) -> Any:
+        return {"events": [{"node_name": f"w{n}", "t": time.time()}] * args.batch}
+
+    writes = asyncio.run(
+        write_flat_out(bare_url, "/write", bare_body, {}, args.seconds, args.writers)
+    )
+    got = subs.finish()
+    out["bare"] = {
+        "writes": writes * args.batch,
+        **_rates(got, writes * args.batch, args.subscribers),
+    }
+    out["ratio"] = out["krabs"]["deliveries_per_s"] / max(1e-9, out["bare"]["deliveries_per_s"])
+    out["target_ratio"] = 0.5
+    out["pass"] = out["ratio"] >= 0.5
+    return out
+
+
+def _rates(got: dict[str, Any], writes: int, subscribers: int) -> dict[str, Any]:
+    return {
+        "deliveries": got["deliveries"],
+        "expected_deliveries": writes * subscribers,
+        "deliveries_per_s": got["deliveries"] / max(1e-9, got["window_s"]),
+        "p50_ms": got["p50_ms"],
+        "p99_ms": got["p99_ms"],
+        "reconnects": got["reconnects"],
+    }
+
+
+def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{krabs_port}"
+    runs = [new_run(url, f"bench breadth {i}") for i in range(args.runs)]
+    per_run = args.breadth_subscribers // args.runs
+    paths = [f"/v1/runs/{run}/stream?after_seq=1" for run in runs for _ in range(per_run)]
+    subs = Subscribers("127.0.0.1", krabs_port, paths, KEY)
+    ok = asyncio.run(
+        write_paced(
+            url, runs, args.rate, args.seconds, {"Authorization": f"Bearer {KEY}"}, args.write
+        )
+    )
+    got = subs.finish()
+    by_run = {f"/v1/runs/{run}/stream?after_seq=1": n for run, n in ok.items()}
+    dropped = sum(
+        max(0, by_run[p["path"]] - p["count"]) + (0 if p["in_order"] else 1)
+        for p in got["per_path"]
+    )
+    return {
+        "subscribers": len(paths),
+        "runs": len(runs),
+        "writes": sum(ok.values()),
+        "writes_per_s": sum(ok.values()) / args.seconds,
+        "deliveries": got["deliveries"],
+        "expected_deliveries": sum(ok.values()) * per_run,
+        "p50_ms": got["p50_ms"],
+        "p99_ms": got["p99_ms"],
+        "dropped": dropped,
+        "reconnects": got["reconnects"],
+        "write": args.write,
+        "target_p99_ms": 50,
+        "pass": got["p99_ms"] <= 50 and dropped == 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscriber", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
+    parser.add_argument("--seconds", type=float, default=8.0, help="write phase of each part")
+    parser.add_argument("--subscribers", type=int, default=100, help="(a) subscribers")
+    parser.add_argument("--writers", type=int, default=8, help="(a) concurrent writers")
+    parser.add_argument("--batch", type=int, default=20, help="(a) events per write request")
+    parser.add_argument("--breadth-subscribers", type=int, default=1000, help="(b) subscribers")
+    parser.add_argument("--runs", type=int, default=100, help="(b) runs")
+    parser.add_argument("--rate", type=float, default=200.0, help="(b) writes/s in total")
+    parser.add_argument(
+        "--write",
+        choices=("span", "contact"),
+        default="span",
+        help="(b) each write: one span (run.add_spans) or a tool call (contact.create)",
+    )
+    parser.add_argument("--only", choices=("fanout", "breadth"), default=None)
+    args = parser.parse_args()
+    if args.subscriber:
+        asyncio.run(subscriber_main(json.loads(args.subscriber)))
+        return
+    results: dict[str, Any] = {"database": "postgresql" if args.database_url else "sqlite"}
+    with tempfile.TemporaryDirectory() as data_dir:
+        krabs, krabs_port = start_krabs(data_dir, args.database_url)
+        bare, bare_port = start_bare()
+        try:
+            if args.only in (None, "fanout"):
+                results["fanout"] = fan_out(args, krabs_port, bare_port)
+            if args.only in (None, "breadth"):
+                results["breadth"] = breadth(args, krabs_port)
+        finally:
+            for proc in (krabs, bare):
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=15)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    report(results)
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"bench/sse.py on {r['database']}")
+    if "fanout" in r:
+        f = r["fanout"]
+        print(
+            f"(a) {f['krabs']['expected_deliveries'] // max(1, f['krabs']['writes'])} subscribers "
+            "on one run, writes as fast as the server takes them"
+        )
+        for name in ("krabs", "bare"):
+            x = f[name]
+            print(
+                f"    {name:5} writes {x['writes']:6}  deliveries {x['deliveries']:8} / "
+                f"{x['expected_deliveries']:8}  {x['deliveries_per_s']:9.0f}/s  "
+                f"p50 {x['p50_ms']:7.1f} ms  p99 {x['p99_ms']:7.1f} ms  reconnects {x['reconnects']}"
+            )
+        verdict = "PASS" if f["pass"] else "FAIL"
+        print(f"    krabs/bare deliveries/s = {f['ratio']:.2f} (target >= 0.5): {verdict}")
+    if "breadth" in r:
+        b = r["breadth"]
+        print(
+            f"(b) {b['subscribers']} subscribers over {b['runs']} runs, "
+            f"{b['writes_per_s']:.0f} writes/s ({b['write']}): deliveries {b['deliveries']} / "
+            f"{b['expected_deliveries']}, p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms, "
+            f"dropped {b['dropped']}, reconnects {b['reconnects']}"
+        )
+        verdict = "PASS" if b["pass"] else "FAIL"
+        print(f"    target p99 <= 50 ms and none dropped: {verdict}")
+
+
+if __name__ == "__main__":
+    main()

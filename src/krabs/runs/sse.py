@@ -1,0 +1,226 @@
+"""Server-Sent Events for runs: one run's stream (``id:`` is the event's seq) and the account's
+firehose across runs (``id:`` is the global event id).
+
+A stream subscribes to the hub *before* reading history, then drops live events it already sent:
+no gap and no duplicate at the seam. A live event whose seq is ahead of the last one sent (events
+published out of order by concurrent writers) makes the stream read the missing ones from the
+table first, so a run's stream is always exactly ``after_seq+1, after_seq+2, …``. A stream whose
+subscriber falls too far behind ends; its client reconnects with ``Last-Event-ID`` and resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy.engine import Engine as SqlEngine
+
+from krabs.contract.errors import KrabsError
+from krabs.runs.events import RunEvent, last_seq, read_events, read_firehose
+from krabs.runs.hub import Hub, hub_for
+from krabs.runs.lifecycle import STATUS_AFTER, TERMINAL
+
+#: Seconds between ``:`` keepalive comments (the seed's 15).
+KEEPALIVE_SECONDS = float(os.environ.get("KRABS_SSE_KEEPALIVE_SECONDS") or 15)
+#: Events a subscriber may fall behind before it is cut off.
+QUEUE_SIZE = int(os.environ.get("KRABS_SSE_QUEUE") or 2048)
+#: The reconnection delay suggested to clients, ms.
+RETRY_MS = 2000
+HISTORY_PAGE = 500
+#: At most this many events of backfill on the firehose (a run's own stream has no such limit).
+FIREHOSE_BACKFILL = 10_000
+
+HEADERS = {
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+    "Connection": "keep-alive",
+}
+TERMINAL_TYPES = frozenset(t for t, s in STATUS_AFTER.items() if s in TERMINAL)
+
+
+def cursor(header: str | None, query: str | None, name: str) -> int:
+    """The position to resume after: ``Last-Event-ID`` wins over the query parameter."""
+    for value, param in ((header, "Last-Event-ID"), (query, name)):
+        if value is None or value == "":
+            continue
+        value = value.strip()
+        if not value.isdigit() or len(value) > 18:
+            raise KrabsError(
+                "invalid_argument",
+                f"{param} must be a non-negative integer (an event's id: field), not {value[:40]!r}",
+                param=param,
+            )
+        return int(value)
+    return 0
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Per-stream knobs; the defaults are read when a stream starts (tests shorten them)."""
+
+    keepalive: float = field(default_factory=lambda: KEEPALIVE_SECONDS)
+    queue_size: int = field(default_factory=lambda: QUEUE_SIZE)
+
+
+def _opening() -> str:
+    return f"retry: {RETRY_MS}\n\n: connected\n\n"
+
+
+async def _read(db: SqlEngine, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def work() -> Any:
+        with db.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    return await to_thread.run_sync(work)
+
+
+async def run_stream(
+    db: SqlEngine,
+    account_id: str,
+    run_id: str,
+    after_seq: int,
+    options: StreamOptions | None = None,
+) -> AsyncIterator[str]:
+    """One run's events after ``after_seq``: history, then live; ends after a finished run's last
+    event. The caller has checked the run is the account's."""
+    options = options or StreamOptions()
+    hub: Hub = hub_for(db)
+    await hub.ensure_listening()
+    with hub.subscribe(account_id, run_id, maxsize=options.queue_size) as sub:
+        yield _opening()
+        last = after_seq
+
+        async def backlog(upto: int | None = None) -> AsyncIterator[str]:
+            """Stored events after ``last`` (up to seq ``upto``), in order, a page per chunk."""
+            nonlocal last
+            while upto is None or last < upto:
+                page = await _read(db, read_events, account_id, run_id, last, HISTORY_PAGE)
+                frames = []
+                for event in page:
+                    if upto is not None and event.seq > upto:
+                        break
+                    last = event.seq
+                    frames.append(event.frame("seq"))
+                if frames:
+                    yield "".join(frames)
+                if len(page) < HISTORY_PAGE or len(frames) < len(page):
+                    return
+
+        async for chunk in backlog():
+            yield chunk
+        if await _finished(db, account_id, run_id, last):
+            return
+        while True:
+            try:
+                first = await asyncio.wait_for(sub.get(), options.keepalive)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            # Whatever else has arrived goes out in the same chunk: one send for a burst.
+            frames: list[str] = []
+            for event in [first, *sub.drain()]:
+                if event is None:  # fell too far behind: the client resumes from its last id
+                    if frames:
+                        yield "".join(frames)
+                    return
+                if event.id == 0:  # live only, never stored (import.progress): no seq of its own
+                    frames.append(event.frame("seq"))
+                    continue
+                if event.seq <= last:
+                    continue
+                if event.seq > last + 1:  # published out of order: fill the gap from the table
+                    if frames:
+                        yield "".join(frames)
+                        frames = []
+                    async for chunk in backlog(event.seq - 1):
+                        yield chunk
+                last = event.seq
+                frames.append(event.frame("seq"))
+                if event.type in TERMINAL_TYPES:
+                    yield "".join(frames)
+                    async for chunk in backlog():  # what committed with it (its own tool_call)
+                        yield chunk
+                    return
+            if frames:
+                yield "".join(frames)
+
+
+async def _finished(db: SqlEngine, account_id: str, run_id: str, last: int) -> bool:
+    state = await _read(db, last_seq, account_id, run_id)
+    return state is None or (state[1] in TERMINAL and last >= state[0])
+
+
+@dataclass(frozen=True)
+class Filters:
+    agent: str | None = None
+    op: str | None = None
+    status: str | None = None
+
+    def keep(self, event: RunEvent) -> bool:
+        if self.agent is not None and event.agent_id != self.agent:
+            return False
+        if self.op is not None and event.op != self.op:
+            return False
+        if self.status is not None:
+            status = STATUS_AFTER.get(event.type, event.status)
+            if status != self.status:
+                return False
+        return True
+
+
+async def firehose(
+    db: SqlEngine,
+    account_id: str,
+    after_id: int | None,
+    filters: Filters,
+    options: StreamOptions | None = None,
+) -> AsyncIterator[str]:
+    """Every run's events of the account: those after global id ``after_id`` (if given), then live.
+    Never ends by itself."""
+    options = options or StreamOptions()
+    hub = hub_for(db)
+    await hub.ensure_listening()
+    with hub.subscribe(account_id, maxsize=options.queue_size) as sub:
+        yield _opening()
+        sent: set[int] = set()
+        if after_id is not None:
+            last = after_id
+            while len(sent) < FIREHOSE_BACKFILL:
+                page = await _read(
+                    db,
+                    read_firehose,
+                    account_id,
+                    last,
+                    HISTORY_PAGE,
+                    agent=filters.agent,
+                    op=filters.op,
+                    status=filters.status,
+                )
+                for event in page:
+                    last = event.id
+                    sent.add(event.id)
+                if page:
+                    yield "".join(event.frame("id") for event in page)
+                if len(page) < HISTORY_PAGE:
+                    break
+        while True:
+            try:
+                first = await asyncio.wait_for(sub.get(), options.keepalive)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            frames: list[str] = []
+            for event in [first, *sub.drain()]:
+                if event is None:
+                    if frames:
+                        yield "".join(frames)
+                    return
+                if event.id in sent or (after_id is not None and 0 < event.id <= after_id):
+                    continue
+                if filters.keep(event):
+                    frames.append(event.frame("id"))
+            if frames:
+                yield "".join(frames)
