@@ -44,7 +44,8 @@ AREAS = ["415", "212", "646", "312", "617", "206", "303", "512"]
 
 def phone(rng: random.Random, n: int) -> str:
     """A valid number in one of several spellings (national ones need the US default region)."""
-    area, exchange, line = AREAS[n % len(AREAS)], 200 + (n // 8) % 800, n % 10_000
+    # One number per person (unique up to 8 million people), so only true duplicates merge.
+    area, exchange, line = AREAS[n % len(AREAS)], 200 + (n // 10_000) % 800, n % 10_000
     style = rng.randrange(5)
     if style == 0:
         return f"+1 ({area}) {exchange}-{line:04d}"

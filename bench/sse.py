@@ -254,8 +254,9 @@ def free_port() -> int:
 
 
 def start(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    log = tempfile.NamedTemporaryFile(prefix="krabs-sse-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(  # stderr to a file: a full pipe would stall the server
+        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -266,7 +267,7 @@ def start(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
             break
         time.sleep(0.2)
     proc.kill()
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    err = Path(log.name).read_text(errors="replace")
     raise SystemExit(f"server did not start: {' '.join(argv)}\n{err[-3000:]}")
 
 

@@ -149,15 +149,16 @@ def _restore(
                 _load(conn, table, zf, by_table[table.name])
 
 
-#: Tables whose integer ids this database assigns (run_events' global cursor): restored rows get
-#: new ones, in the archive's order, instead of clashing with (or outrunning) the sequence here.
-FRESH_IDS = frozenset({"run_events"})
+#: Tables whose integer ids the database assigns (run_events' global cursor). Their rows keep
+#: their ids unless this database already uses some of them; then they get new ones, in order.
+SERIAL_IDS = frozenset({"run_events"})
 
 
 def _load(conn: sa.Connection, table: sa.Table, zf: zipfile.ZipFile, name: str) -> None:
+    fresh = table.name in SERIAL_IDS and _ids_taken(conn, table, zf, name)
     batch: list[dict[str, Any]] = []
     for _, row in _rows(zf, name):
-        if table.name in FRESH_IDS:
+        if fresh:
             row = {k: v for k, v in row.items() if k != "id"}
         batch.append(row)
         if len(batch) >= BATCH:
@@ -165,3 +166,21 @@ def _load(conn: sa.Connection, table: sa.Table, zf: zipfile.ZipFile, name: str) 
             batch = []
     if batch:
         conn.execute(table.insert(), batch)
+    if table.name in SERIAL_IDS and not fresh and conn.dialect.name == "postgresql":
+        # Ids given explicitly do not move the sequence: move it past them.
+        conn.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                f"GREATEST((SELECT max(id) FROM {table.name}), 1))"
+            )
+        )
+
+
+def _ids_taken(conn: sa.Connection, table: sa.Table, zf: zipfile.ZipFile, name: str) -> bool:
+    ids = [row["id"] for _, row in _rows(zf, name)]
+    if not ids:
+        return False
+    taken = conn.execute(
+        sa.select(sa.func.count()).where(table.c.id.between(min(ids), max(ids)))
+    ).scalar_one()
+    return bool(taken)
