@@ -89,14 +89,14 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """One import in this process; prints a JSON line with the figures."""
+    import sqlalchemy as sa
+
     from krabs.accounts import create_account
     from krabs.bulk.uploads import spool_file
     from krabs.config import Settings
     from krabs.engine import CallRequest, Engine
     from krabs.store.db import Store
     from krabs.store.migrate import migrate
-
-    import sqlalchemy as sa
 
     data = Path(args.data_dir)
     schema = None

@@ -171,3 +171,15 @@ def test_the_periodic_sweep_checkpoints_a_quiet_log(call, engine, account):
     assert account.account_id in sweep(engine.store, engine.settings.data_dir)
     cp = ok(call("audit.checkpoint", {}))
     assert cp["tree_size"] == 3 and cp["reason"] == "time"
+
+
+def test_closing_a_run_signs_a_checkpoint_over_its_writes(call):
+    """The end of every run is a signed checkpoint: every write of the run lies under it."""
+    run = ok(call("run.create", {"name": "checkpointed"}))
+    for n in range(3):
+        ok(call("tag.create", {"name": f"run-tag-{n}"}, run=run["id"]))
+    head = ok(call("action.list", {"limit": 1}))["data"][0]["seq"]
+    assert ok(call("audit.checkpoint", {}))["tree_size"] == 1  # only the first write's, so far
+    ok(call("run.close", {"id": run["id"]}))
+    cp = ok(call("audit.checkpoint", {"tree_size": head}))
+    assert cp["reason"] == "run"

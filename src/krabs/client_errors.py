@@ -92,6 +92,12 @@ class ApprovalRequired(KrabsAPIError):
     exit_code = 8
 
 
+class ApprovalRejected(KrabsAPIError):
+    """A human rejected the call; it will not run under this Idempotency-Key."""
+
+    exit_code = 8
+
+
 class InternalError(KrabsAPIError):
     exit_code = 1
 
@@ -114,6 +120,7 @@ ERROR_CLASSES: dict[str, type[KrabsAPIError]] = {
     "invalid_json": InvalidArgument,
     "payload_too_large": InvalidArgument,
     "unsupported_media_type": InvalidArgument,
+    "method_not_allowed": InvalidArgument,
     "not_found": NotFound,
     "unknown_operation": NotFound,
     "conflict": Conflict,
@@ -128,6 +135,7 @@ ERROR_CLASSES: dict[str, type[KrabsAPIError]] = {
     "run_closed": RunClosed,
     "run_cancelled": RunClosed,
     "approval_required": ApprovalRequired,
+    "approval_rejected": ApprovalRejected,
     "internal": InternalError,
 }
 

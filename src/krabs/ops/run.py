@@ -8,6 +8,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import Field
 
+from krabs.audit.checkpoint import sign_checkpoint
 from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.models import Args, ListArgs, ListOf, Name, Out, Timestamp, page
@@ -255,6 +256,8 @@ def _end(uow: UnitOfWork, run_id: str, status: str, reason: str | None) -> dict[
     after = uow.update(
         runs, before, {"status": status, "closed_at": uow.now, "updated_at": uow.now}
     )
+    # The end of a run is a signed checkpoint of the log: every write of the run is under it.
+    sign_checkpoint(uow.conn, uow.account_id, uow.data_dir, reason="run")
     return one(uow, after)
 
 

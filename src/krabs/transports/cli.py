@@ -30,7 +30,11 @@ from krabs.transports.cli_render import render_error, render_result
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success (a dry-run included)"),
     (1, "internal"),
-    (2, "usage error, invalid_argument, invalid_json, payload_too_large, unsupported_media_type"),
+    (
+        2,
+        "usage error, invalid_argument, invalid_json, payload_too_large, unsupported_media_type, "
+        "method_not_allowed",
+    ),
     (3, "not_found, unknown_operation"),
     (
         4,
@@ -39,7 +43,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (5, "unauthenticated, forbidden"),
     (6, "rate_limited"),
     (7, "run_closed, run_cancelled"),
-    (8, "approval_required"),
+    (8, "approval_required, approval_rejected"),
     (9, "the server could not be reached (remote mode)"),
 )
 
