@@ -21,6 +21,7 @@ from krabs.accounts import NewAccount, create_account
 from krabs.audit.canonical import canonical
 from krabs.audit.log import GENESIS
 from krabs.engine import CallRequest, Engine, Outcome
+from krabs.runs.hub import hub_for
 from krabs.store.db import Store
 from krabs.store.migrate import migrate
 from krabs.store.prepared import Prepared
@@ -153,19 +154,26 @@ def test_same_key_twice_in_a_batch_replays_the_first(sqlite_engine, acct):
     assert len(rows(sqlite_engine.store, contacts, acct.account_id)) == 2
 
 
-def test_events_are_published_after_the_commit(sqlite_engine, acct):
+def test_events_are_published_after_the_commit(sqlite_engine, acct, monkeypatch):
+    """The run hub hears of a write's tool_call only once its batch committed."""
+    hub = hub_for(sqlite_engine.store.engine)
+    real_publish = hub.publish
     visible: list[bool] = []
 
-    def subscriber(ev: dict[str, Any]) -> None:
-        if ev["op"] == "contact.create" and ev.get("result"):
-            # A fresh connection sees only committed data.
-            with sqlite_engine.store.engine.connect() as conn:
-                found = conn.execute(
-                    sa.select(contacts.c.id).where(contacts.c.id == ev["result"]["id"])
-                ).first()
-            visible.append(found is not None)
+    def publish(events: Any) -> None:
+        events = list(events)
+        for ev in events:
+            result = json.loads(ev.data).get("result") if ev.type == "tool_call" else None
+            if ev.op == "contact.create" and result:
+                # A fresh connection sees only committed data.
+                with sqlite_engine.store.engine.connect() as conn:
+                    found = conn.execute(
+                        sa.select(contacts.c.id).where(contacts.c.id == result["id"])
+                    ).first()
+                visible.append(found is not None)
+        real_publish(events)
 
-    sqlite_engine.bus.subscribe(subscriber)
+    monkeypatch.setattr(hub, "publish", publish)
     in_one_batch(sqlite_engine, [create(acct) for _ in range(4)])
     assert visible == [True] * 4
 
