@@ -28,12 +28,60 @@ from typing import Any
 
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 300.0
-FIRST = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Edsger", "Barbara", "Ken", "Frances", "Tim",
-         "Radia", "Donald", "Leslie", "Katherine", "John", "Sophie", "Hedy", "Claude", "Anita"]
-LAST = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Dijkstra", "Liskov", "Thompson",
-        "Allen", "Berners-Lee", "Perlman", "Knuth", "Lamport", "Johnson", "McCarthy", "Wilson"]
-COMPANIES = ["Analytical Engines", "Bletchley", "Univac", "Kernel Org", "Apollo", "Mathematisch",
-             "CLU Labs", "Bell Labs", "IBM Research", "CERN", "DEC", "Stanford", "Xerox PARC"]
+FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Edsger",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Tim",
+    "Radia",
+    "Donald",
+    "Leslie",
+    "Katherine",
+    "John",
+    "Sophie",
+    "Hedy",
+    "Claude",
+    "Anita",
+]
+LAST = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Dijkstra",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Berners-Lee",
+    "Perlman",
+    "Knuth",
+    "Lamport",
+    "Johnson",
+    "McCarthy",
+    "Wilson",
+]
+COMPANIES = [
+    "Analytical Engines",
+    "Bletchley",
+    "Univac",
+    "Kernel Org",
+    "Apollo",
+    "Mathematisch",
+    "CLU Labs",
+    "Bell Labs",
+    "IBM Research",
+    "CERN",
+    "DEC",
+    "Stanford",
+    "Xerox PARC",
+]
 TITLES = ["CTO", "Engineer", "VP Sales", "Founder", "Researcher", "Head of Ops", "", ""]
 TAGS = ["vip", "newsletter", "conference 2026", "partner", "lead;warm", "", "", ""]
 STAGES = ["lead", "prospect", "customer", "", ""]
@@ -82,8 +130,17 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
                 first = "Bad\x07Name"
             tags = TAGS[n % len(TAGS)]
             company = COMPANIES[person % len(COMPANIES)]
-            cells = [first, last, email, second, phone(rng, person), company,
-                     TITLES[n % len(TITLES)], stage, tags]
+            cells = [
+                first,
+                last,
+                email,
+                second,
+                phone(rng, person),
+                company,
+                TITLES[n % len(TITLES)],
+                stage,
+                tags,
+            ]
             f.write(",".join(f'"{c}"' if ("," in c or ";" in c) else c for c in cells) + "\n")
 
 
@@ -111,29 +168,42 @@ def child(args: argparse.Namespace) -> None:
         store = Store(f"{args.pg_url}?options=-csearch_path%3D{schema}")
     try:
         migrate(store)
-        engine = Engine(store, Settings(data_dir=data, rate_limit_per_second=0, default_region="US"))
+        engine = Engine(
+            store, Settings(data_dir=data, rate_limit_per_second=0, default_region="US")
+        )
         account = create_account(store, "bench")
         base_rss = peak_rss_mb()
         cpu0 = cpu_seconds()
         started = time.perf_counter()
         ref = spool_file(data, account.account_id, Path(args.csv), 1 << 40)
         outcome = engine.call(
-            CallRequest(op="contact.import_csv", args={"upload": ref}, api_key=account.secret,
-                        transport="bench")
+            CallRequest(
+                op="contact.import_csv",
+                args={"upload": ref},
+                api_key=account.secret,
+                transport="bench",
+            )
         )
         seconds = time.perf_counter() - started
         cpu = cpu_seconds() - cpu0
         if outcome.error is not None:
             raise SystemExit(f"import failed: {outcome.error.code}: {outcome.error.message}")
         result = outcome.result or {}
-        print(json.dumps({
-            "backend": backend,
-            "seconds": round(seconds, 2),
-            "cpu_seconds": round(cpu, 2),
-            "peak_rss_mb": round(peak_rss_mb(), 1),
-            "rss_before_mb": round(base_rss, 1),
-            **{k: result.get(k) for k in ("rows", "created", "merged", "failed", "report_total")},
-        }))
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu, 2),
+                    "peak_rss_mb": round(peak_rss_mb(), 1),
+                    "rss_before_mb": round(base_rss, 1),
+                    **{
+                        k: result.get(k)
+                        for k in ("rows", "created", "merged", "failed", "report_total")
+                    },
+                }
+            )
+        )
     finally:
         store.dispose()
         if schema is not None:
@@ -154,8 +224,9 @@ def peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--backend", nargs="+", default=["sqlite"],
-                        choices=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--backend", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"]
+    )
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
@@ -175,23 +246,44 @@ def main() -> None:
             data = Path(tmp) / backend
             data.mkdir()
             out = subprocess.run(
-                [sys.executable, __file__, "--child", "--backend", backend, "--csv",
-                 str(csv_path), "--data-dir", str(data), "--pg-url", args.pg_url],
-                capture_output=True, text=True, check=False,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--backend",
+                    backend,
+                    "--csv",
+                    str(csv_path),
+                    "--data-dir",
+                    str(data),
+                    "--pg-url",
+                    args.pg_url,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if out.returncode != 0:
                 print(f"{backend}: failed\n{out.stderr[-3000:]}")
                 continue
             fig: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-            verdict = "" if scale != 1 else (
-                f"  [{'ok' if fig['seconds'] <= TARGET_SECONDS else 'OVER'} time, "
-                f"{'ok' if fig['peak_rss_mb'] <= TARGET_RSS_MB else 'OVER'} memory]"
+            verdict = (
+                ""
+                if scale != 1
+                else (
+                    f"  [{'ok' if fig['seconds'] <= TARGET_SECONDS else 'OVER'} time, "
+                    f"{'ok' if fig['peak_rss_mb'] <= TARGET_RSS_MB else 'OVER'} memory]"
+                )
             )
-            print(f"{backend}: {fig['seconds']} s wall, {fig['cpu_seconds']} s CPU, peak RSS {fig['peak_rss_mb']} MB "
-                  f"(before import {fig['rss_before_mb']} MB); targets <= {TARGET_SECONDS:.0f} s, "
-                  f"<= {TARGET_RSS_MB:.0f} MB per 1M rows{verdict}")
-            print(f"  rows {fig['rows']}, created {fig['created']}, merged {fig['merged']}, "
-                  f"failed {fig['failed']}, report entries {fig['report_total']}")
+            print(
+                f"{backend}: {fig['seconds']} s wall, {fig['cpu_seconds']} s CPU, peak RSS {fig['peak_rss_mb']} MB "
+                f"(before import {fig['rss_before_mb']} MB); targets <= {TARGET_SECONDS:.0f} s, "
+                f"<= {TARGET_RSS_MB:.0f} MB per 1M rows{verdict}"
+            )
+            print(
+                f"  rows {fig['rows']}, created {fig['created']}, merged {fig['merged']}, "
+                f"failed {fig['failed']}, report entries {fig['report_total']}"
+            )
 
 
 if __name__ == "__main__":

@@ -183,3 +183,13 @@ def test_closing_a_run_signs_a_checkpoint_over_its_writes(call):
     ok(call("run.close", {"id": run["id"]}))
     cp = ok(call("audit.checkpoint", {"tree_size": head}))
     assert cp["reason"] == "run"
+
+
+def test_a_dry_run_first_write_does_not_stand_in_for_the_first_checkpoint(call):
+    """A dry-run's checkpoint is rolled back with it; the real first write must still sign one."""
+    err(call("audit.checkpoint", {}), "not_found")
+    plan = ok(call("tag.create", {"name": "dry first", "dry_run": True}))
+    assert plan["dry_run"] is True
+    err(call("audit.checkpoint", {}), "not_found")
+    ok(call("tag.create", {"name": "real first"}))
+    assert ok(call("audit.checkpoint", {}))["tree_size"] >= 1

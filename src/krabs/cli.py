@@ -169,4 +169,4 @@ def main() -> None:
 
 
 import krabs.audit.cli  # noqa: E402  (adds `krabs audit verify` and `krabs audit rotate-key`)
-import krabs.transports.cli_runs  # noqa: E402  (adds `krabs runs create|tail|replay`)
+import krabs.transports.cli_runs  # noqa: E402, F401  (adds `krabs runs create|tail|replay`)

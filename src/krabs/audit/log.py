@@ -153,7 +153,7 @@ def append(
             ],
         )
     _MOVE_HEAD.execute(conn, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
-    if signed:
+    if signed and not uow.dry_run:  # a dry-run's checkpoint would be rolled back, yet remembered
         checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
     if erasing is not None:
         erasure.record_erasure(conn, uow.account_id, erasing, action_id, seq, payload_digest)

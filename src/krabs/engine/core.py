@@ -1,7 +1,8 @@
 """The engine: the one call path every transport uses. Its steps, in order:
 
-    authenticate → resolve operation → scopes → rate limit → attach run → publish → validate
-      → idempotency guard → transaction [ idempotent replay → audit append → handler ] → commit
+    authenticate → resolve operation → scopes → rate limit → attach run → record event → validate
+      → approval gate → idempotency guard → transaction [ event in the write's transaction
+      → idempotent replay → audit append → handler ] → commit (grouped on SQLite)
 
 Each step is ``step(call, next)``; ``Engine`` folds the list into one callable. ``call`` never raises:
 every failure comes back as a typed error in the ``Outcome``.
@@ -21,7 +22,6 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.registry import Registry, load_registry
 from krabs.engine import steps
 from krabs.engine.context import Call, CallRequest, Outcome
-from krabs.engine.events import EventBus
 from krabs.engine.writer import GroupWriter
 from krabs.ratelimit import RateLimiter
 from krabs.runs.approval import ApprovalGate
@@ -38,7 +38,6 @@ class Engine:
         self.settings = settings
         self.registry = registry or load_registry()
         self.keys = KeyCache()
-        self.bus = EventBus()
         self.runs = RunResolver(store)
         record = RecordEvent(store)  # every call becomes a tool_call event of its run
         self.steps: list[Callable[[Call, steps.Next], Outcome]] = [

@@ -7,7 +7,6 @@ import hashlib
 import json
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -22,14 +21,13 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.registry import Registry
 from krabs.engine.context import Call, Outcome
-from krabs.engine.events import EventBus
 from krabs.engine.uow import UnitOfWork, utcnow
 from krabs.engine.validation import scan_json, validate_args
 from krabs.ratelimit import RateLimiter
 from krabs.runs.attach import RunResolver
 from krabs.store.db import Store
 from krabs.store.prepared import Prepared
-from krabs.store.tables import api_keys, idempotency_keys
+from krabs.store.tables import idempotency_keys
 
 Next = Callable[[Call], Outcome]
 
@@ -126,53 +124,6 @@ class Validate:
             dry_run = dry_run or flag
         args = validate_args(call.op.input, raw, call.op.name)
         return next(call.evolve(args=args, dry_run=dry_run))
-
-
-class Publish:
-    """After commit: build the run's ``tool_call`` event and fan it out; note the key's last use."""
-
-    def __init__(self, bus: EventBus, store: Store) -> None:
-        self.bus, self.store = bus, store
-        self._touched: dict[str, float] = {}
-
-    def __call__(self, call: Call, next: Next) -> Outcome:
-        outcome = next(call)
-        event: dict[str, Any] = {
-            "type": "tool_call",
-            "ts": utcnow(),
-            "run_id": outcome.run_id or call.run_id,
-            "account_id": call.who.account_id,
-            "agent_id": call.who.agent_id,
-            "op": call.op.name,
-            "args": call.op.digested(call.request.args)
-            if isinstance(call.request.args, dict)
-            else {},
-            "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
-            "action_id": outcome.action_id,
-            "dry_run": _requested_dry_run(call),
-            "replayed": outcome.replayed,
-        }
-        if outcome.ok:
-            event["result"] = outcome.result
-        else:
-            assert outcome.error is not None
-            event["error"] = {"code": outcome.error.code, "message": outcome.error.message}
-        outcome.event = event
-        # Subscribers hear of a write only once it is committed (in a group commit, at its end).
-        self.store.after_commit(lambda: self.bus.publish(event))
-        if outcome.ok and not _requested_dry_run(call) and call.who.key_id:
-            self._touch(call.who.key_id)
-        return outcome
-
-    def _touch(self, key_id: str) -> None:
-        now = time.monotonic()
-        if now - self._touched.get(key_id, 0.0) < 60:
-            return
-        self._touched[key_id] = now
-        with self.store.transaction(write=True) as conn:
-            conn.execute(
-                api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=utcnow())
-            )
 
 
 def _requested_dry_run(call: Call) -> bool:
@@ -299,6 +250,7 @@ class Transaction:
                 dialect=self.store.dialect,
                 default_region=self.settings.default_region,
                 data_dir=self.settings.data_dir,
+                dry_run=call.dry_run,
             )
             try:
                 outcome = next(call.evolve(uow=uow))

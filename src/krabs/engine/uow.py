@@ -66,6 +66,9 @@ class UnitOfWork:
     default_region: str | None = None
     #: Where files the call produces (exports) are written; None when the engine has no data dir.
     data_dir: Path | None = None
+    #: A dry-run: the same handler, rolled back. Side effects outside the transaction (the
+    #: checkpoint cache) must not believe what it wrote.
+    dry_run: bool = False
     now: str = field(default_factory=utcnow)
     changes: list[Change | BulkCreate] = field(default_factory=list)
     #: Set by a handler that wants its action's undo token (destructive operations always get one).

@@ -257,7 +257,8 @@ def _end(uow: UnitOfWork, run_id: str, status: str, reason: str | None) -> dict[
         runs, before, {"status": status, "closed_at": uow.now, "updated_at": uow.now}
     )
     # The end of a run is a signed checkpoint of the log: every write of the run is under it.
-    sign_checkpoint(uow.conn, uow.account_id, uow.data_dir, reason="run")
+    if not uow.dry_run:
+        sign_checkpoint(uow.conn, uow.account_id, uow.data_dir, reason="run")
     return one(uow, after)
 
 

@@ -268,5 +268,5 @@ def _follow_embedded(
         time.sleep(POLL_SECONDS)
 
 
-from krabs.transports import cli_replay  # noqa: E402, F401  (adds `krabs runs replay`)
-from krabs.transports import cli_run_undo  # noqa: E402, F401  (adds `krabs runs undo`)
+# Registered last: they add `krabs runs replay` and `krabs runs undo` to the group defined above.
+from krabs.transports import cli_replay, cli_run_undo  # noqa: E402, F401
