@@ -3,6 +3,7 @@ run, created on first use. Default-run ids are cached: once created they never c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import sqlalchemy as sa
@@ -37,18 +38,19 @@ class RunResolver:
         with self.store.connect(write=False) as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first():
                 return
-        with self.store.transaction(write=True) as conn:
-            try:
-                with conn.begin_nested():
-                    insert_run(
-                        conn,
-                        account_id=principal.account_id,
-                        agent_id=principal.agent_id,
-                        name=name,
-                        run_id=run_id,
-                    )
-            except sa.exc.IntegrityError:
-                pass  # a concurrent first call of the same session created it
+        # A concurrent first call of the same session may have created it: then theirs stands.
+        with (
+            self.store.transaction(write=True) as conn,
+            contextlib.suppress(sa.exc.IntegrityError),
+            conn.begin_nested(),
+        ):
+            insert_run(
+                conn,
+                account_id=principal.account_id,
+                agent_id=principal.agent_id,
+                name=name,
+                run_id=run_id,
+            )
 
     def _named(self, principal: Principal, run_id: str) -> str:
         with self.store.connect(write=False) as conn:
