@@ -132,7 +132,10 @@ def check_rows(rows: Iterable[Row], ctx: Context) -> Checked:
                         out.signed += 1
                     else:
                         errors.append(
-                            (seq, "signature does not match the record (record or signature altered)")
+                            (
+                                seq,
+                                "signature does not match the record (record or signature altered)",
+                            )
                         )
         if record.get("op") == ROTATION_OP:
             out.rotations[seq] = record.get("result_digest")
