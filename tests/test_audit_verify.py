@@ -141,6 +141,19 @@ def malformed_row(t: Tables) -> None:
     by_seq(t["audit_actions"], 3)["seq"] = "3"  # a hostile export: no integer seq
 
 
+def seq_far_beyond(t: Tables) -> None:
+    """Record 6 claims seq 10**15 (row and record agree): a gap at 6, not an exabyte array."""
+    r = by_seq(t["audit_actions"], 6)
+    r["seq"] = 10**15
+    r["record"] = r["record"].replace('"seq":6', f'"seq":{10**15}')
+
+
+def seq_below_one(t: Tables) -> None:
+    r = by_seq(t["audit_actions"], 6)
+    r["seq"] = -6
+    r["record"] = r["record"].replace('"seq":6', '"seq":-6')
+
+
 MUTATIONS: list[tuple[Callable[[Tables], None], int | None, str]] = [
     (flip_byte, 3, "signature does not match"),
     (drop_record, 3, "missing"),
@@ -151,6 +164,8 @@ MUTATIONS: list[tuple[Callable[[Tables], None], int | None, str]] = [
     (alter_payload, None, "payload"),
     (duplicate_record, 4, "two records with this seq"),
     (malformed_row, 3, "missing"),
+    (seq_far_beyond, 6, "missing"),
+    (seq_below_one, 6, "truncated"),
 ]
 
 

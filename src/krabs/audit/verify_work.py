@@ -94,6 +94,9 @@ def check_rows(rows: Iterable[Row], ctx: Context) -> Checked:
     account_id = ctx.account_id
     decode = _DECODER.raw_decode
     for seq, action_id, text, row_digest, name, sig_b64 in rows:
+        if seq < 1:
+            errors.append((0, f"a row claims seq {seq}, below 1"))
+            continue
         raw = text.encode()
         leaf = sha256(b"\x00" + raw).digest()
         try:
