@@ -9,6 +9,7 @@
 
     .venv/bin/python bench/audit.py                       # both, 1,000,000 records
     .venv/bin/python bench/audit.py --records 100000 --writes 2000 --rounds 3 --export
+    .venv/bin/python bench/audit.py --skip-writes --keep /tmp/audit-1m   # generate once, re-verify
 """
 
 from __future__ import annotations
@@ -207,6 +208,24 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def reuse_or_generate(root: Path, records: int, keep: Path | None) -> tuple[Engine, str]:
+    """The generated log: from ``keep`` when a run before left one of this size there, else made
+    anew (and, with ``keep``, left there for the next run: generating a million signed records
+    takes minutes, verifying them is what is measured)."""
+    if keep is None:
+        return generate(root, records)
+    marker = keep / "verify.account"
+    if marker.exists():
+        acct, size = marker.read_text().split()
+        if int(size) == records:
+            settings = Settings(data_dir=keep / "verify", rate_limit_per_second=0)
+            return Engine(open_store(settings), settings), acct
+        raise SystemExit(f"{keep} holds a log of {size} records, not {records}")
+    engine, acct = generate(keep, records)
+    marker.write_text(f"{acct} {records}\n")
+    return engine, acct
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -215,6 +234,9 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="also verify the export zip")
     parser.add_argument("--skip-writes", action="store_true")
     parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument(
+        "--keep", type=Path, help="generate the verify log into this directory once, reuse it after"
+    )
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="krabs-bench-audit-") as tmp:
         root = Path(tmp)
@@ -228,8 +250,8 @@ def main() -> None:
             )
         if not opts.skip_verify:
             started = time.perf_counter()
-            engine, acct = generate(root, opts.records)
-            print(f"generated {opts.records:,} records in {time.perf_counter() - started:.0f}s")
+            engine, acct = reuse_or_generate(root, opts.records, opts.keep)
+            print(f"log of {opts.records:,} records ready in {time.perf_counter() - started:.0f}s")
             started, cpu = time.perf_counter(), _cpu()
             with engine.store.connect(write=False) as conn:
                 report = verify_log(from_database(conn, acct))
