@@ -364,6 +364,7 @@ def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> Non
         present.update(_raw32(d) for d in good)
         bad += wrong
     erased = {_raw32(d): seq for d, seq in data.erased.items()}
+    erased.pop(bytes(32), None)  # not a digest: erases nothing
     digests = bytes(log.payload[: 32 * log.n])
     first_bad = None
     for seq in range(1, log.n + 1):
