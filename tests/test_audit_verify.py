@@ -197,7 +197,7 @@ def test_lines_that_are_not_json_are_tampering_not_a_crash(call, engine, account
     with zipfile.ZipFile(path) as zf:
         files = {n: zf.read(n) for n in zf.namelist()}
     for name in ("audit_actions.ndjson", "audit_payloads.ndjson"):
-        files[name] += b"{not json\n[1, 2]\n"
+        files[name] += b"{not json\n[1, 2]\n\xff\xfe\n"
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in files.items():
             zf.writestr(name, data)

@@ -28,13 +28,18 @@ def _ndjson(zf: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
 
 
 def _lines(zf: zipfile.ZipFile, name: str) -> Iterator[bytes]:
-    """A table's non-blank lines, unparsed: the verifier's workers parse them."""
+    """A table's non-blank lines, unparsed: the verifier's workers parse them. Read a megabyte at a
+    time and split (``ZipExtFile``'s own line iteration costs ~10 µs of Python a line)."""
     if name not in zf.namelist():
         return
     with zf.open(name) as f:
-        for line in f:
-            if line.strip():
-                yield line
+        rest = b""
+        while chunk := f.read(1 << 20):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield from (line for line in lines if line.strip())
+        if rest.strip():
+            yield rest
 
 
 def from_export(path: str | Path) -> LogData:

@@ -185,10 +185,11 @@ def check_lines(lines: list[bytes], ctx: Context) -> Checked:
     """Check a batch of an export's ``audit_actions.ndjson`` lines (parsed here, in the worker)."""
     rows: list[dict[str, Any]] = []
     bad = 0
+    decode = _DECODER.decode
     for line in lines:
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            rows.append(decode(line.decode()))
+        except ValueError:  # UnicodeDecodeError included
             bad += 1
     out = check_batch(rows, ctx)
     if bad:
@@ -210,9 +211,10 @@ def check_payloads(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
 def check_payload_lines(lines: list[bytes]) -> tuple[list[str], list[str]]:
     """``check_payloads`` over an export's ``audit_payloads.ndjson`` lines."""
     rows: list[dict[str, Any]] = []
+    decode = _DECODER.decode
     for line in lines:
         try:
-            row = json.loads(line)
+            row = decode(line.decode())
         except ValueError:
             row = None
         rows.append(row if isinstance(row, dict) else {})
