@@ -148,6 +148,13 @@ def seq_far_beyond(t: Tables) -> None:
     r["record"] = r["record"].replace('"seq":6', f'"seq":{10**15}')
 
 
+def lone_surrogate(t: Tables) -> None:
+    """A hostile export's JSON escapes make strings no UTF-8 encodes: tampering, not a crash."""
+    r = by_seq(t["audit_actions"], 2)
+    r["record"] = r["record"].replace('"v":1', '"v":1,"x":"\ud800"')
+    t["audit_payloads"][0]["body"] += "\ud800"
+
+
 def seq_below_one(t: Tables) -> None:
     r = by_seq(t["audit_actions"], 6)
     r["seq"] = -6
@@ -166,6 +173,7 @@ MUTATIONS: list[tuple[Callable[[Tables], None], int | None, str]] = [
     (malformed_row, 3, "missing"),
     (seq_far_beyond, 6, "missing"),
     (seq_below_one, 6, "truncated"),
+    (lone_surrogate, 2, "not UTF-8"),
 ]
 
 

@@ -97,7 +97,11 @@ def check_rows(rows: Iterable[Row], ctx: Context) -> Checked:
         if seq < 1:
             errors.append((0, f"a row claims seq {seq}, below 1"))
             continue
-        raw = text.encode()
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate, from a hostile export's JSON escapes
+            errors.append((seq, "record is not UTF-8"))
+            continue
         leaf = sha256(b"\x00" + raw).digest()
         try:
             record, end = decode(text)  # canonical bytes: no whitespace around the object
@@ -203,7 +207,10 @@ def check_payloads(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     bad: list[str] = []
     for row in rows:
         body, digest = row.get("body"), row.get("digest")
-        ok = isinstance(body, str) and sha256(body.encode()).hexdigest() == digest
+        try:
+            ok = isinstance(body, str) and sha256(body.encode()).hexdigest() == digest
+        except UnicodeEncodeError:
+            ok = False
         (good if ok else bad).append(str(digest))
     return good, bad
 
