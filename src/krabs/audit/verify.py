@@ -5,7 +5,8 @@ checks seq continuity (1..N, no gaps, no duplicates), each record against its ro
 and the hash chain, every signature against the key whose seq range covers it, that every key after
 the first was announced by a rotation record signed by its predecessor, every checkpoint's root and
 signatures (a rotation checkpoint needs both keys), that no checkpoint is beyond the log (a truncated
-log), and each payload against its digest (payloads erased for GDPR are reported, not failed).
+log), and each payload against its digest (payloads erased for GDPR are reported, not failed; sealed payloads are opened with the account's
+live data keys and checked against their commitments).
 Signature checks run on every core: they are most of the cost."""
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class LogData:
     payloads: Iterable[dict[str, Any]] | None = None
     #: Erased payloads: digest -> seq of the erasure record.
     erased: dict[str, int] = field(default_factory=dict)
+    #: The live data keys sealed payloads open with (subject -> base64; ``krabs.audit.sealing``).
+    data_keys: dict[str, str] = field(default_factory=dict)
     #: A database workers read themselves, in seq ranges: (URL, highest seq). Then ``actions`` and
     #: ``payloads`` are not used.
     database: tuple[str, int] | None = None
@@ -288,7 +291,8 @@ def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> Non
         return
     present: set[bytes] = set()
     bad: list[str] = []
-    for good, wrong in _run(check_payloads, data.payloads, procs):
+    check = functools.partial(check_payloads, account_id=data.account_id, keys=data.data_keys)
+    for good, wrong in _run(check, data.payloads, procs):
         present.update(bytes.fromhex(d) for d in good)
         bad += wrong
     erased = {bytes.fromhex(d): seq for d, seq in data.erased.items()}

@@ -119,12 +119,17 @@ def _check_signature(
     return True
 
 
-def check_payloads(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Payload rows whose body matches their digest, and those that do not."""
+def check_payloads(
+    rows: list[dict[str, Any]], account_id: str = "", keys: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Payload rows that open and match their commitment (or, from before sealing, their digest),
+    and those that do not."""
+    from krabs.audit.sealing import check_row
+
     good: list[str] = []
     bad: list[str] = []
     for row in rows:
-        ok = sha256(row["body"].encode()).hexdigest() == row["digest"]
+        ok = check_row(account_id, row, keys or {})
         (good if ok else bad).append(str(row["digest"]))
     return good, bad
 
@@ -141,6 +146,7 @@ def check_range(
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
+    from krabs.audit.sealing import check_row, load_keys
     from krabs.store.tables import audit_actions, audit_payloads
 
     engine = _engines.get(url)
@@ -156,6 +162,8 @@ def check_range(
             a.c.signing_key,
             a.c.signature,
             p.c.body,
+            p.c.undo,
+            p.c.subjects,
         )
         .select_from(
             a.outerjoin(p, (p.c.account_id == a.c.account_id) & (p.c.digest == a.c.payload_digest))
@@ -164,11 +172,13 @@ def check_range(
     )
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
+        keys = load_keys(conn, ctx.account_id)
     entries, errors = check_batch(rows, ctx)
     missing = [(int(r["seq"]), str(r["payload_digest"])) for r in rows if r["body"] is None]
     bad = [
         int(r["seq"])
         for r in rows
-        if r["body"] is not None and sha256(r["body"].encode()).hexdigest() != r["payload_digest"]
+        if r["body"] is not None
+        and not check_row(ctx.account_id, {**r, "digest": r["payload_digest"]}, keys)
     ]
     return entries, errors, missing, bad
