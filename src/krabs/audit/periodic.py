@@ -1,11 +1,12 @@
 """The signed log's background work while a server runs: every 15 s, sign a checkpoint for each
 account whose log grew and whose last checkpoint is 60 s old (the write path only checks when the
-next write comes)."""
+next write comes); every 5 minutes, drop undo images past their 24 h retention."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,9 +14,11 @@ import anyio
 import anyio.to_thread
 
 from krabs.audit.checkpoint import due, sign_checkpoint
+from krabs.audit.retention import UNDO_TTL_SECONDS, drop_undo_images
 from krabs.store.db import Store
 
 INTERVAL_SECONDS = 15.0
+RETENTION_SECONDS = 300.0
 log = logging.getLogger("krabs.audit")
 
 
@@ -29,19 +32,31 @@ def sweep(store: Store, data_dir: Path | None) -> list[str]:
     return accounts
 
 
-async def _loop(store: Store, data_dir: Path | None) -> None:
+def sweep_retention(store: Store, ttl_seconds: int = UNDO_TTL_SECONDS) -> int:
+    """Drop undo images past their retention; returns how many payloads lost theirs."""
+    with store.transaction(write=True) as conn:
+        return drop_undo_images(conn, ttl_seconds=ttl_seconds)
+
+
+async def _loop(store: Store, data_dir: Path | None, ttl_seconds: int) -> None:
+    last_retention = 0.0
     while True:
         await anyio.sleep(INTERVAL_SECONDS)
         try:
             await anyio.to_thread.run_sync(sweep, store, data_dir)
+            if time.monotonic() - last_retention >= RETENTION_SECONDS:
+                last_retention = time.monotonic()
+                await anyio.to_thread.run_sync(sweep_retention, store, ttl_seconds)
         except Exception:
             log.exception("audit checkpoint sweep failed; retrying in %ss", INTERVAL_SECONDS)
 
 
 @contextlib.asynccontextmanager
-async def audit_sweeper(store: Store, data_dir: Path | None) -> AsyncIterator[None]:
+async def audit_sweeper(
+    store: Store, data_dir: Path | None, undo_ttl_seconds: int = UNDO_TTL_SECONDS
+) -> AsyncIterator[None]:
     """A lifespan part: the sweep runs in the background while the app serves."""
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_loop, store, data_dir)
+        tasks.start_soon(_loop, store, data_dir, undo_ttl_seconds)
         yield
         tasks.cancel_scope.cancel()
