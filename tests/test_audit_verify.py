@@ -21,6 +21,7 @@ from tests.conftest import test_settings as settings_for
 from krabs.accounts import create_account
 from krabs.audit import merkle
 from krabs.audit.checkpoint import note_body, sign_checkpoint, sign_note
+from krabs.audit.log import RECORD_VERSION
 from krabs.audit.signing import SigningKey
 from krabs.audit.sources import from_export
 from krabs.audit.verify import Tampered, verify_log
@@ -70,7 +71,9 @@ def test_an_export_verifies(call, engine, account):
 
 def flip_byte(t: Tables) -> None:
     r = by_seq(t["audit_actions"], 3)
-    r["record"] = r["record"].replace('"v":1', '"v":2')
+    flipped = r["record"].replace(f'"v":{RECORD_VERSION}', f'"v":{RECORD_VERSION + 1}')
+    assert flipped != r["record"]
+    r["record"] = flipped
 
 
 def drop_record(t: Tables) -> None:
