@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from conftest import err, make_store, ok
 from conftest import test_settings as settings_with
 from krabs.accounts import NewAccount, create_account
-from krabs.audit.log import GENESIS
+from krabs.audit.log import GENESIS, RECORD_VERSION
 from krabs.bulk.archive import MANIFEST, account_tables, encode_row, schema_head, scoped
 from krabs.bulk.restore import RestoreError, restore_archive
 from krabs.engine import CallRequest, Engine, Outcome
@@ -215,7 +215,9 @@ def test_tampered_archives_are_refused_and_nothing_is_written(
     record = _edit_first(
         src,
         "audit_actions.ndjson",
-        lambda r: r.update(record=r["record"].replace('"v":1', '"v":2')),
+        lambda r: r.update(
+            record=r["record"].replace(f'"v":{RECORD_VERSION}', f'"v":{RECORD_VERSION + 1}')
+        ),
     )
     stolen = _edit_first(src, "contacts.ndjson", lambda r: r.update(account_id="acct_someoneelse"))
     extra = _edit_first(src, "contacts.ndjson", lambda r: r.update(evil=1))

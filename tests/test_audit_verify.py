@@ -106,7 +106,8 @@ def forge_checkpoint(t: Tables) -> None:
 
 def alter_payload(t: Tables) -> None:
     row = t["audit_payloads"][0]
-    row["body"] = row["body"].replace('"args"', '"args" ', 1)
+    body = row["body"]  # sealed: a character of the ciphertext changed
+    row["body"] = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
 
 
 def resign_history(t: Tables) -> None:
