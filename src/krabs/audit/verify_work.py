@@ -146,7 +146,7 @@ def check_range(
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from krabs.audit.sealing import check_row, load_keys
+    from krabs.audit.sealing import check_row, keys_of
     from krabs.store.tables import audit_actions, audit_payloads
 
     engine = _engines.get(url)
@@ -172,7 +172,8 @@ def check_range(
     )
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
-        keys = load_keys(conn, ctx.account_id)
+        subjects = sorted({s for r in rows for s in (r["subjects"] or "").split()})
+        keys = keys_of(conn, ctx.account_id, subjects)
     entries, errors = check_batch(rows, ctx)
     missing = [(int(r["seq"]), str(r["payload_digest"])) for r in rows if r["body"] is None]
     bad = [
