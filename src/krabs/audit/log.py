@@ -125,10 +125,12 @@ def _append(
     assert rows is not None and len(rows) == 1, "every account has a chain head"
     head_seq, head_hash = rows[0]
     seq = int(head_seq) + 1
-    subjects = sealing.subjects_of(changes, uow.account_id)
+    subjects, created = sealing.subjects_of(changes, uow.account_id)
     # An erasing call's payload is not kept: sealed under a throwaway key (its contact's is gone).
     keys = (
-        sealing.keys_for(conn, uow.account_id, subjects, uow.now) if keep else [os.urandom(32)]
+        sealing.keys_for(conn, uow.account_id, subjects, uow.now, created)
+        if keep
+        else [os.urandom(32)]
     )
     sealed = sealing.seal(uow.account_id, subjects, keys, args, result, changes)
     payload_digest = sealed.digest

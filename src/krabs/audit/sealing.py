@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from krabs.audit.canonical import canonical
 from krabs.store.prepared import Prepared
 from krabs.store.tables import audit_data_keys
 
@@ -48,10 +47,12 @@ _ONE_KEY = Prepared(
 _KEY_COLUMNS = ("account_id", "subject_id", "key", "created_at")
 _INSERT_KEY = {
     "sqlite": Prepared(
-        sqlite_insert(audit_data_keys).on_conflict_do_nothing(), column_keys=_KEY_COLUMNS
+        sqlite_insert(audit_data_keys).on_conflict_do_nothing().returning(audit_data_keys.c.key),
+        column_keys=_KEY_COLUMNS,
     ),
     "postgresql": Prepared(
-        pg_insert(audit_data_keys).on_conflict_do_nothing(), column_keys=_KEY_COLUMNS
+        pg_insert(audit_data_keys).on_conflict_do_nothing().returning(audit_data_keys.c.key),
+        column_keys=_KEY_COLUMNS,
     ),
 }
 
@@ -69,33 +70,42 @@ class Sealed:
     result_digest: str
 
 
-def subjects_of(changes: Iterable[Mapping[str, Any]], account_id: str) -> list[str]:
+def subjects_of(
+    changes: Iterable[Mapping[str, Any]], account_id: str
+) -> tuple[list[str], set[str]]:
     """The contacts an action touched (its contact rows and every row image naming a contact), or
-    the account itself when none."""
+    the account itself when none; and those of them it created."""
     found: dict[str, None] = {}
+    created: set[str] = set()
     for ch in changes:
         if ch.get("table") == "contacts":
             found[str(ch["id"])] = None
+            if ch.get("before") is None and not ch.get("compact"):
+                created.add(str(ch["id"]))
         for image in (ch.get("before"), ch.get("after")):
             if isinstance(image, dict) and isinstance(image.get("contact_id"), str):
                 found[image["contact_id"]] = None
-    return sorted(found) or [account_id]
+    return sorted(found) or [account_id], created
 
 
-def keys_for(conn: sa.Connection, account_id: str, subjects: list[str], now: str) -> list[bytes]:
-    """Each subject's data key, made on first use."""
+def keys_for(
+    conn: sa.Connection, account_id: str, subjects: list[str], now: str, created: set[str]
+) -> list[bytes]:
+    """Each subject's data key, made on first use (a contact created by this action: insert
+    first; else look it up first)."""
     dialect = conn.dialect.name
     out: list[bytes] = []
     for subject in subjects:
         params = {"acct": account_id, "subject": subject}
-        rows = _ONE_KEY.execute(conn, params)
+        rows = None if subject in created else _ONE_KEY.execute(conn, params)
         if not rows:
             fresh = base64.b64encode(os.urandom(32)).decode()
-            _INSERT_KEY[dialect].execute(
+            rows = _INSERT_KEY[dialect].execute(
                 conn,
                 {"account_id": account_id, "subject_id": subject, "key": fresh, "created_at": now},
             )
-            rows = _ONE_KEY.execute(conn, params)  # a concurrent first use may have won
+            if not rows:  # it existed (a concurrent first use, or a contact created again)
+                rows = _ONE_KEY.execute(conn, params)
         assert rows
         out.append(base64.b64decode(rows[0][0]))
     return out
@@ -109,6 +119,12 @@ def _payload_key(keys: list[bytes]) -> bytes:
 
 def _aad(account_id: str, digest: str, part: str) -> bytes:
     return f"{account_id}\0{digest}\0{part}".encode()
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON. Not RFC 8785: the commitment is over these exact bytes, stored (sealed) and
+    verified as they are, never re-serialized, so the C encoder's speed is what matters."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _mac(salt: bytes, data: bytes) -> str:
@@ -142,9 +158,24 @@ def seal(
     salt = os.urandom(SALT)
     befores = [ch.get("before") for ch in changes]
     afters = [{k: v for k, v in ch.items() if k != "before"} for ch in changes]
-    undo_bytes = canonical(befores)
-    main = {"args": args, "result": result, "changes": afters, "undo": _mac(salt, undo_bytes)}
-    main_bytes = canonical(main)
+    undo_bytes = _dumps(befores)
+    result_bytes = _dumps(result)
+    # The main part is {"args", "result", "changes", "undo"} assembled from its pieces, so the
+    # result is encoded once for both commitments; "undo" last: verification finds its commitment
+    # at the end of the bytes without parsing.
+    main_bytes = b"".join(
+        (
+            b'{"args":',
+            _dumps(args),
+            b',"result":',
+            result_bytes,
+            b',"changes":',
+            _dumps(afters),
+            b',"undo":"',
+            _mac(salt, undo_bytes).encode(),
+            b'"}',
+        )
+    )
     digest = _mac(salt, main_bytes)
     aes = AESGCM(_payload_key(keys))
     return Sealed(
@@ -152,7 +183,7 @@ def seal(
         body=_encrypt(aes, salt + main_bytes, _aad(account_id, digest, "main")),
         undo=_encrypt(aes, undo_bytes, _aad(account_id, digest, "undo")),
         subjects=" ".join(subjects),
-        result_digest=_mac(salt, canonical(result)),
+        result_digest=_mac(salt, result_bytes),
     )
 
 
@@ -199,8 +230,8 @@ def open_payload(
 
 def check_row(account_id: str, row: Mapping[str, Any], keys: Mapping[str, str]) -> bool:
     """Whether a stored payload row opens and matches its commitment (verification: no JSON is
-    parsed; the main part's canonical bytes end with the undo part's commitment, ``"undo"`` being
-    its last key)."""
+    parsed; the main part's bytes end with the undo part's commitment, ``"undo"`` being written
+    last)."""
     digest, body, undo = str(row["digest"]), str(row["body"]), row.get("undo")
     if not is_sealed(body):
         return sha256(body.encode()).hexdigest() == digest
