@@ -179,6 +179,12 @@ def test_restore_into_the_other_backend_reproduces_every_record(
     ok(restored("contact.update", {"id": ada["id"], "title": "Countess"}))
     with other_store.connect(write=False) as conn:
         assert len(_chain(conn, acct.account_id)) == len(chain) + 1
+    # Its sealed payloads open with the restored data keys: read in full, and undone.
+    first = ok(restored("action.list", {"target": ada["id"], "limit": 10}))["data"][-1]
+    assert ok(restored("action.get", {"id": first["id"]}))["args"]["display_name"] == "Ada"
+    update = ok(restored("action.list", {"target": ada["id"], "limit": 1}))["data"][0]
+    ok(restored("action.undo", {"action_id": update["id"]}))
+    assert ok(restored("contact.get", {"id": ada["id"]}))["title"] is None
 
 
 def _rewrite(src: str, dst: Path, change: dict[str, bytes]) -> None:
