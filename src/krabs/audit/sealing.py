@@ -16,6 +16,7 @@ verify."""
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import json
 import os
@@ -128,7 +129,7 @@ def _dumps(value: Any) -> bytes:
 
 
 def _mac(salt: bytes, data: bytes) -> str:
-    return hmac.new(salt, data, sha256).hexdigest()
+    return hmac.digest(salt, data, "sha256").hex()
 
 
 def _encrypt(aes: AESGCM, plain: bytes, aad: bytes) -> str:
@@ -138,9 +139,9 @@ def _encrypt(aes: AESGCM, plain: bytes, aad: bytes) -> str:
 
 def _decrypt(key: bytes, text: str, aad: bytes) -> bytes:
     try:
-        raw = base64.b64decode(text[len(PREFIX) :], validate=True)
+        raw = binascii.a2b_base64(text[len(PREFIX) :], strict_mode=True)
         return AESGCM(key).decrypt(raw[:NONCE], raw[NONCE:], aad)
-    except (InvalidTag, ValueError):
+    except (InvalidTag, ValueError, binascii.Error):
         raise Unreadable(
             "the sealed payload does not open (altered, or sealed under another key)"
         ) from None
