@@ -248,3 +248,29 @@ def test_the_retention_sweep_drops_undo_images_older_than_24_hours(call, engine,
     assert report.records == 5 and not report.erased
     path = Path(ok(call("account.export", {}))["path"])
     assert verify_log(from_export(path), workers=1).records == 5
+
+
+def test_a_payload_of_several_contacts_is_erased_with_any_of_them(call, engine, account):
+    survivor = ok(call("contact.create", {"display_name": "Merge Survivor"}))
+    merged = ok(call("contact.create", {"display_name": "Merge Folded"}))
+    merge = call("contact.merge", {"survivor_id": survivor["id"], "merged_ids": [merged["id"]]})
+    ok(merge)
+    with engine.store.connect(write=False) as conn:
+        subjects = conn.execute(
+            sa.select(audit_payloads.c.subjects)
+            .select_from(
+                audit_payloads.join(
+                    audit_actions, audit_actions.c.payload_digest == audit_payloads.c.digest
+                )
+            )
+            .where(audit_actions.c.id == merge.action_id)
+        ).scalar_one()
+    assert sorted(subjects.split()) == sorted([survivor["id"], merged["id"]])
+    ok(call("contact.delete", {"id": survivor["id"], "erase": True}))
+    assert "erased" in err(call("action.get", {"id": merge.action_id}), "not_found")["message"]
+    folded_create = ok(call("action.list", {"target": merged["id"], "limit": 10}))["data"][-1]
+    assert ok(call("action.get", {"id": folded_create["id"]}))["op"] == "contact.create"
+    with engine.store.connect(write=False) as conn:
+        report = verify_log(from_database(conn, account.account_id), workers=1)
+    assert [line.split()[0] for line in report.erased] == ["#1", "#3", "#4"]
+    assert all(line.endswith("erased at #5") for line in report.erased)
