@@ -43,11 +43,29 @@ ERASED_OP = "contact.erased"
 #: ``krabs.audit.log.append`` in the same call).
 _pending: dict[str, str] = {}
 _lock = threading.Lock()
+#: An erasure ran since the last WAL truncation: SQLite's write-ahead log may still hold pages
+#: with the erased bytes until it is checkpointed and truncated (``krabs.audit.periodic``).
+wal_dirty = False
 
 
 def erase_contact(uow: UnitOfWork, contact_id: str) -> int:
-    """Erase the contact's personal data from its row, its identities and the audit payloads;
-    returns how many earlier payloads were erased."""
+    """Erase the contact's personal data from its row, its identities and the audit payloads, and
+    the same for every contact merged into it (duplicates of the same person); returns how many
+    earlier payloads were erased."""
+    c = contacts
+    folded = uow.execute(
+        sa.select(c.c.id).where(c.c.account_id == uow.account_id, c.c.merged_into == contact_id)
+    ).scalars()
+    erased = sum(_erase_one(uow, cid) for cid in [contact_id, *sorted(folded)])
+    if uow.action_id:
+        with _lock:
+            _pending[uow.action_id] = contact_id
+    global wal_dirty
+    wal_dirty = True
+    return erased
+
+
+def _erase_one(uow: UnitOfWork, contact_id: str) -> int:
     ident_rows = uow.execute(
         sa.select(identities).where(
             identities.c.account_id == uow.account_id, identities.c.contact_id == contact_id
@@ -89,9 +107,6 @@ def erase_contact(uow: UnitOfWork, contact_id: str) -> int:
     k = audit_data_keys
     uow.execute(k.delete().where(k.c.account_id == uow.account_id, k.c.subject_id == contact_id))
     _drop_copies(uow, sorted(digests))
-    if uow.action_id:
-        with _lock:
-            _pending[uow.action_id] = contact_id
     return erased
 
 

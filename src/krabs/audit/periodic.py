@@ -1,6 +1,7 @@
 """The signed log's background work while a server runs: every 15 s, sign a checkpoint for each
 account whose log grew and whose last checkpoint is 60 s old (the write path only checks when the
-next write comes); every 5 minutes, drop undo images past their 24 h retention."""
+next write comes); every 5 minutes, drop undo images past their 24 h retention; after a GDPR
+erasure, truncate SQLite's write-ahead log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from krabs.audit import erasure
 from krabs.audit.checkpoint import due, sign_checkpoint
 from krabs.audit.retention import UNDO_TTL_SECONDS, drop_undo_images
 from krabs.store.db import Store
@@ -38,6 +40,23 @@ def sweep_retention(store: Store, ttl_seconds: int = UNDO_TTL_SECONDS) -> int:
         return drop_undo_images(conn, ttl_seconds=ttl_seconds)
 
 
+def truncate_wal(store: Store) -> bool:
+    """After an erasure, checkpoint and truncate SQLite's write-ahead log, which still holds pages
+    as they were before it; True when done (a reader in the way leaves it for the next pass)."""
+    if store.engine.dialect.name != "sqlite":
+        return True
+    erasure.wal_dirty = False
+    raw = store.engine.raw_connection()  # outside any transaction: a checkpoint cannot run in one
+    try:
+        busy = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        raw.close()
+    if busy is not None and busy[0]:
+        erasure.wal_dirty = True
+        return False
+    return True
+
+
 async def _loop(store: Store, data_dir: Path | None, ttl_seconds: int) -> None:
     last_retention = 0.0
     while True:
@@ -47,6 +66,8 @@ async def _loop(store: Store, data_dir: Path | None, ttl_seconds: int) -> None:
             if time.monotonic() - last_retention >= RETENTION_SECONDS:
                 last_retention = time.monotonic()
                 await anyio.to_thread.run_sync(sweep_retention, store, ttl_seconds)
+            if erasure.wal_dirty:
+                await anyio.to_thread.run_sync(truncate_wal, store)
         except Exception:
             log.exception("audit checkpoint sweep failed; retrying in %ss", INTERVAL_SECONDS)
 
