@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import sqlalchemy as sa
+from click.testing import CliRunner
 from tests.conftest import err, ok
 
 from krabs.audit import erasure
@@ -20,6 +21,7 @@ from krabs.audit.periodic import truncate_wal
 from krabs.audit.retention import drop_undo_images
 from krabs.audit.sources import from_database, from_export
 from krabs.audit.verify import Tampered, verify_log
+from krabs.cli import cli
 from krabs.store.tables import audit_actions, audit_payloads
 
 SECRET = "ada.secret@lovelace.dev"
@@ -89,6 +91,10 @@ def test_an_export_of_an_erased_contact_verifies_but_a_dropped_payload_does_not(
     path = Path(ok(call("account.export", {}))["path"])
     report = verify_log(from_export(path), workers=1)
     assert len(report.erased) == 2
+    offline = CliRunner().invoke(cli, ["audit", "verify", "--export", str(path)])
+    assert offline.exit_code == 0, offline.output
+    assert "payload #1 erased at #3" in offline.output
+    assert "payload #2 erased at #3" in offline.output
     assert report.records == 4  # create, delete, contact.erased, create
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
