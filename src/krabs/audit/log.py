@@ -37,8 +37,8 @@ _MOVE_HEAD = Prepared(
     .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
 )
 _PAYLOAD_COLUMNS = ("account_id", "digest", "body", "subjects", "undo", "images_at")
-# Payloads are content-addressed: two writes with the same arguments, result and changes (a no-op
-# repeated) share one payload row, so a second insert of the same digest must do nothing.
+# Payloads are keyed by their commitment, which is salted (so unique); a payload from before sealing
+# was content-addressed and shared, so an insert of a digest already there does nothing.
 _INSERT_PAYLOAD = {
     "sqlite": Prepared(
         sqlite_insert(audit_payloads).on_conflict_do_nothing(), column_keys=_PAYLOAD_COLUMNS
