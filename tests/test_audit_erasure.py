@@ -282,3 +282,15 @@ def test_a_payload_of_several_contacts_and_contacts_merged_in_are_erased_too(cal
         report = verify_log(from_database(conn, account.account_id), workers=1)
     assert [line.split()[0] for line in report.erased] == ["#1", "#2", "#3", "#4"]
     assert all(line.endswith("erased at #5") for line in report.erased)
+
+
+def test_a_run_with_a_write_past_retention_cannot_be_undone(call, engine):
+    run = ok(call("run.create", {"name": "retained"}))["id"]
+    written = call("contact.create", {"display_name": "Run Write"}, run=run)
+    ok(written)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
+    with engine.store.transaction(write=True) as conn:
+        drop_undo_images(conn, now=later.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    expired = err(call("run.undo", {"id": run}), "undo_expired")
+    assert "24 h" in expired["message"]
+    assert ok(call("contact.get", {"id": ok(written)["id"]}))["display_name"] == "Run Write"
