@@ -291,8 +291,14 @@ def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> Non
         return
     present: set[bytes] = set()
     bad: list[str] = []
-    check = functools.partial(check_payloads, account_id=data.account_id, keys=data.data_keys)
-    for good, wrong in _run(check, data.payloads, procs):
+    keys = data.data_keys
+    # Each row carries the keys it needs, so a worker gets its batch's keys, not all of them.
+    rows = (
+        {**r, "keys": {k: keys[k] for k in (r.get("subjects") or "").split() if k in keys}}
+        for r in data.payloads
+    )
+    check = functools.partial(check_payloads, account_id=data.account_id)
+    for good, wrong in _run(check, rows, procs):
         present.update(bytes.fromhex(d) for d in good)
         bad += wrong
     erased = {bytes.fromhex(d): seq for d, seq in data.erased.items()}

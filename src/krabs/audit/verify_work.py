@@ -129,7 +129,7 @@ def check_payloads(
     good: list[str] = []
     bad: list[str] = []
     for row in rows:
-        ok = check_row(account_id, row, keys or {})
+        ok = check_row(account_id, row, row.get("keys") or keys or {})
         (good if ok else bad).append(str(row["digest"]))
     return good, bad
 
