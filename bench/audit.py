@@ -26,8 +26,8 @@ from typing import Any
 
 from krabs.accounts import create_account
 from krabs.app import open_store
-from krabs.audit import merkle
-from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.audit import merkle, sealing
+from krabs.audit.canonical import canonical, sha256_hex
 from krabs.audit.checkpoint import note_body, sign_note
 from krabs.audit.log import RECORD_VERSION
 from krabs.audit.signing import b64, signer_for
@@ -40,6 +40,7 @@ from krabs.store.tables import (
     audit_account_keys,
     audit_actions,
     audit_checkpoints,
+    audit_data_keys,
     audit_heads,
     audit_payloads,
 )
@@ -119,14 +120,24 @@ def generate(root: Path, records: int) -> tuple[Engine, str]:
             )
         )
     for start in range(1, records + 1, batch):
-        actions, payloads, cps = [], [], []
+        actions, payloads, cps, keys = [], [], [], []
         for seq in range(start, min(start + batch, records + 1)):
             action_id = new_id("action")
             result = {"id": f"ct_{seq:026d}", "display_name": f"Bench {seq}"}
-            body = canonical(
-                {"args": {"display_name": f"Bench {seq}"}, "result": result, "changes": []}
+            # Sealed as the write path seals it: under the contact's own data key.
+            data_key = os.urandom(32)
+            sealed = sealing.seal(
+                acct, [result["id"]], [data_key], {"display_name": f"Bench {seq}"}, result, []
             )
-            pd = sha256_hex(body)
+            pd = sealed.digest
+            keys.append(
+                {
+                    "account_id": acct,
+                    "subject_id": result["id"],
+                    "key": b64(data_key),
+                    "created_at": "2026-11-23T00:00:00.000000Z",
+                }
+            )
             record = canonical(
                 {
                     "v": RECORD_VERSION,
@@ -138,7 +149,7 @@ def generate(root: Path, records: int) -> tuple[Engine, str]:
                     "run": None,
                     "op": "contact.create",
                     "targets": [result["id"]],
-                    "result_digest": digest(result),
+                    "result_digest": sealed.result_digest,
                     "payload_digest": pd,
                     "undo_of": None,
                     "prev_hash": prev,
@@ -168,7 +179,16 @@ def generate(root: Path, records: int) -> tuple[Engine, str]:
                     "signing_key": key.name,
                 }
             )
-            payloads.append({"account_id": acct, "digest": pd, "body": body.decode()})
+            payloads.append(
+                {
+                    "account_id": acct,
+                    "digest": pd,
+                    "body": sealed.body,
+                    "subjects": sealed.subjects,
+                    "undo": sealed.undo,
+                    "images_at": None,
+                }
+            )
             if seq % 1000 == 0 or seq == records:
                 root_hash = frontier.root()
                 cps.append(
@@ -186,6 +206,7 @@ def generate(root: Path, records: int) -> tuple[Engine, str]:
         with engine.store.transaction() as conn:
             conn.execute(audit_actions.insert(), actions)
             conn.execute(audit_payloads.insert(), payloads)
+            conn.execute(audit_data_keys.insert(), keys)
             if cps:
                 conn.execute(audit_checkpoints.insert(), cps)
             conn.execute(

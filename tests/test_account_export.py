@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from conftest import err, make_store, ok
 from conftest import test_settings as settings_with
 from krabs.accounts import NewAccount, create_account
-from krabs.audit.log import GENESIS
+from krabs.audit.log import GENESIS, RECORD_VERSION
 from krabs.bulk.archive import MANIFEST, account_tables, encode_row, schema_head, scoped
 from krabs.bulk.restore import RestoreError, restore_archive
 from krabs.engine import CallRequest, Engine, Outcome
@@ -196,6 +196,12 @@ def test_restore_into_the_other_backend_reproduces_every_record(
     ok(restored("contact.update", {"id": ada["id"], "title": "Countess"}))
     with other_store.connect(write=False) as conn:
         assert len(_chain(conn, acct.account_id)) == len(chain) + 1
+    # Its sealed payloads open with the restored data keys: read in full, and undone.
+    first = ok(restored("action.list", {"target": ada["id"], "limit": 10}))["data"][-1]
+    assert ok(restored("action.get", {"id": first["id"]}))["args"]["display_name"] == "Ada"
+    update = ok(restored("action.list", {"target": ada["id"], "limit": 1}))["data"][0]
+    ok(restored("action.undo", {"action_id": update["id"]}))
+    assert ok(restored("contact.get", {"id": ada["id"]}))["title"] is None
 
 
 def _rewrite(src: str, dst: Path, change: dict[str, bytes]) -> None:
@@ -232,7 +238,9 @@ def test_tampered_archives_are_refused_and_nothing_is_written(
     record = _edit_first(
         src,
         "audit_actions.ndjson",
-        lambda r: r.update(record=r["record"].replace('"v":1', '"v":2')),
+        lambda r: r.update(
+            record=r["record"].replace(f'"v":{RECORD_VERSION}', f'"v":{RECORD_VERSION + 1}')
+        ),
     )
     stolen = _edit_first(src, "contacts.ndjson", lambda r: r.update(account_id="acct_someoneelse"))
     extra = _edit_first(src, "contacts.ndjson", lambda r: r.update(evil=1))

@@ -1,30 +1,36 @@
-"""GDPR erasure keeps the signed log verifiable: ``contact.delete`` with ``erase: true`` scrubs the
-contact's row, identities and every audit payload that touched it (and its own), and ``krabs audit
-verify`` still passes, reporting those payloads as erased at the erasing record."""
+"""GDPR erasure keeps the signed log verifiable: ``contact.delete`` with ``erase: true`` destroys the
+contact's data key and every audit payload sealed under it (and its own), scrubs its row and
+identities, appends a ``contact.erased`` record, and ``krabs audit verify`` still passes, reporting
+those payloads as erased at that record. Also: sealed payloads that are altered fail verification,
+and the retention sweep drops undo images after 24 h."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 import zipfile
 from pathlib import Path
 
 import sqlalchemy as sa
+from click.testing import CliRunner
 from tests.conftest import err, ok
 
+from krabs.audit import erasure
+from krabs.audit.periodic import truncate_wal
+from krabs.audit.retention import drop_undo_images
 from krabs.audit.sources import from_database, from_export
 from krabs.audit.verify import Tampered, verify_log
-from krabs.store.tables import audit_actions, audit_payloads, contacts, identities
+from krabs.cli import cli
+from krabs.store.tables import audit_actions, audit_payloads
 
 SECRET = "ada.secret@lovelace.dev"
 
 
-def everything(engine) -> str:
-    """Every stored byte an account could hold, as text, to search for personal data."""
-    out = []
+def everything(engine, account) -> str:
+    """Every stored value the account owns, as text, to search for personal data."""
     with engine.store.connect(write=False) as conn:
-        for table in (contacts, identities, audit_payloads):
-            out += [repr(tuple(r)) for r in conn.execute(sa.select(table)).all()]
-    return "\n".join(out)
+        return _account_text(conn, account.account_id)
 
 
 def test_erasure_scrubs_personal_data_and_the_log_still_verifies(call, engine, account):
@@ -36,10 +42,10 @@ def test_erasure_scrubs_personal_data_and_the_log_still_verifies(call, engine, a
     )
     ok(call("contact.update", {"id": contact["id"], "title": "Countess"}))
     other = ok(call("contact.create", {"display_name": "Grace Kept"}))
-    assert SECRET in everything(engine)
+    assert SECRET in everything(engine, account)
     gone = call("contact.delete", {"id": contact["id"], "erase": True})
     ok(gone)
-    text = everything(engine)
+    text = everything(engine, account)
     assert SECRET not in text and "Ada Secret" not in text and "Countess" not in text
     assert "Grace Kept" in text  # others are untouched
     # The create's record is still there; its payload is not.
@@ -63,10 +69,16 @@ def test_erasure_scrubs_personal_data_and_the_log_still_verifies(call, engine, a
         seq = conn.execute(
             sa.select(audit_actions.c.seq).where(audit_actions.c.id == gone.action_id)
         ).scalar_one()
+        erased_op = conn.execute(
+            sa.select(audit_actions.c.op).where(
+                audit_actions.c.account_id == account.account_id, audit_actions.c.seq == seq + 1
+            )
+        ).scalar_one()
+    assert erased_op == "contact.erased"  # the separate record the erasure is "at"
     assert report.erased == [
-        f"#1 erased at #{seq}",
-        f"#2 erased at #{seq}",
-        f"#{seq} erased at #{seq}",
+        f"#1 erased at #{seq + 1}",
+        f"#2 erased at #{seq + 1}",
+        f"#{seq} erased at #{seq + 1}",
     ]
 
 
@@ -79,12 +91,22 @@ def test_an_export_of_an_erased_contact_verifies_but_a_dropped_payload_does_not(
     path = Path(ok(call("account.export", {}))["path"])
     report = verify_log(from_export(path), workers=1)
     assert len(report.erased) == 2
+    offline = CliRunner().invoke(cli, ["audit", "verify", "--export", str(path)])
+    assert offline.exit_code == 0, offline.output
+    assert "payload #1 erased at #3" in offline.output
+    assert "payload #2 erased at #3" in offline.output
+    assert report.records == 4  # create, delete, contact.erased, create
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         files = {n: zf.read(n) for n in names}
     payloads = [json.loads(x) for x in files["audit_payloads.ndjson"].splitlines()]
-    files["audit_payloads.ndjson"] = b""  # the kept contact's payload dropped without an erasure
-    assert len(payloads) == 1
+    kept = [p for p in payloads if p["subjects"] != account.account_id]
+    # The kept contact's payload dropped without an erasure (the contact.erased record's own
+    # payload, under the account's key, stays).
+    files["audit_payloads.ndjson"] = b"".join(
+        json.dumps(p).encode() + b"\n" for p in payloads if p not in kept
+    )
+    assert len(payloads) == 2 and len(kept) == 1
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         for n, data in files.items():
@@ -93,13 +115,182 @@ def test_an_export_of_an_erased_contact_verifies_but_a_dropped_payload_does_not(
         verify_log(from_export(bad), workers=1)
         raise AssertionError("a dropped payload verified")
     except Tampered as exc:
-        assert exc.seq == 3 and "not erased" in exc.reason
+        assert exc.seq == 4 and "not erased" in exc.reason
 
 
 def test_erase_is_a_strict_flag(call):
     contact = ok(call("contact.create", {"display_name": "Strict"}))
-    err(call("contact.delete", {"id": contact["id"], "erase": "yes"}), "invalid_argument")
+    for hostile in ("yes", "true", 1, 0, None, [], {}, 1.0):
+        bad = err(
+            call("contact.delete", {"id": contact["id"], "erase": hostile}), "invalid_argument"
+        )
+        assert bad["param"] == "erase"
     err(call("contact.delete", {"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "erase": True}), "not_found")
     dry = call("contact.delete", {"id": contact["id"], "erase": True, "dry_run": True})
     ok(dry)
     assert ok(call("contact.get", {"id": contact["id"]}))["display_name"] == "Strict"
+
+
+def _account_text(conn: sa.Connection, account_id: str) -> str:
+    """Every column of every row the account owns, as text."""
+    from krabs.bulk.archive import account_tables, scoped
+
+    out = []
+    for table in account_tables():
+        out += [repr(tuple(r)) for r in conn.execute(scoped(table, account_id)).all()]
+    return "\n".join(out)
+
+
+def test_after_erasure_no_byte_of_the_contact_is_in_the_database_or_an_export(
+    call, engine, account
+):
+    tag = uuid.uuid4().hex[:10]
+    email, name, title = f"ada.{tag}@lovelace.dev", f"Ada{tag} Byron", f"Countess{tag}"
+    phone = "+1415555" + str(int(tag[:6], 16) % 10_000).zfill(4)
+    needles = [email, name, f"Ada{tag}", title, phone, phone.lstrip("+")]
+    run = ok(call("run.create", {"name": f"erasure {tag}"}))["id"]
+    contact = ok(
+        call(
+            "contact.create",
+            {
+                "display_name": name,
+                "identities": [
+                    {"kind": "email", "value": email},
+                    {"kind": "phone", "value": phone},
+                ],
+            },
+            idem=f"idem-{tag}",  # its stored response and run event hold the contact too
+            run=run,
+        )
+    )
+    ok(call("contact.update", {"id": contact["id"], "title": title}))
+    ok(call("contact.update", {"id": contact["id"], "title": "Lady"}))  # the old title overwritten
+    ok(call("contact.delete", {"id": contact["id"], "erase": True}))
+    with engine.store.connect(write=False) as conn:
+        text = _account_text(conn, account.account_id)
+    assert [n for n in needles if n in text] == []
+    if engine.store.engine.dialect.name == "sqlite":
+        path = Path(str(engine.store.engine.url.database))
+        assert erasure.wal_dirty
+        assert truncate_wal(engine.store)  # what the server's sweep does after an erasure
+        assert not erasure.wal_dirty
+        raw = b"".join(
+            p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+        )
+        assert [n for n in needles if n.encode() in raw] == []
+    export = Path(ok(call("account.export", {}))["path"])
+    with zipfile.ZipFile(export) as zf:
+        blob = b"".join(zf.read(n) for n in zf.namelist())
+        keys = [json.loads(x) for x in zf.read("audit_data_keys.ndjson").splitlines()]
+    assert [n for n in needles if n.encode() in blob] == []
+    assert contact["id"] not in {k["subject_id"] for k in keys}  # the destroyed key is not exported
+    assert verify_log(from_export(export), workers=1).erased
+
+
+def test_a_tampered_sealed_payload_is_reported_by_verify(call, engine, account):
+    contact = ok(call("contact.create", {"display_name": "Sealed Sam"}))
+    ok(call("contact.update", {"id": contact["id"], "title": "Sealer"}))
+    p = audit_payloads
+    with engine.store.connect(write=False) as conn:
+        assert verify_log(from_database(conn, account.account_id), workers=1).records == 2
+        rows = conn.execute(
+            sa.select(p.c.digest, p.c.body, p.c.undo).where(p.c.account_id == account.account_id)
+        ).all()
+    assert all(r.body.startswith("k1.") and "Sealed Sam" not in r.body for r in rows)
+    with engine.store.connect(write=False) as conn:
+        digest = conn.execute(
+            sa.select(audit_actions.c.payload_digest).where(
+                audit_actions.c.account_id == account.account_id, audit_actions.c.seq == 2
+            )
+        ).scalar_one()
+    body = next(r.body for r in rows if r.digest == digest)
+    flipped = body[:20] + ("A" if body[20] != "A" else "B") + body[21:]
+    for column, value in (("body", flipped), ("undo", body)):  # ciphertext, or the wrong part
+        with engine.store.transaction(write=True) as conn:
+            original = conn.execute(
+                sa.select(p.c[column]).where(
+                    p.c.account_id == account.account_id, p.c.digest == digest
+                )
+            ).scalar_one()
+            conn.execute(
+                p.update()
+                .where(p.c.account_id == account.account_id, p.c.digest == digest)
+                .values({column: value})
+            )
+        try:
+            with engine.store.connect(write=False) as conn:
+                verify_log(from_database(conn, account.account_id), workers=1)
+            raise AssertionError(f"a tampered {column} verified")
+        except Tampered as exc:
+            assert exc.seq == 2 and "differs" in exc.reason
+        with engine.store.transaction(write=True) as conn:
+            conn.execute(
+                p.update()
+                .where(p.c.account_id == account.account_id, p.c.digest == digest)
+                .values({column: original})
+            )
+
+
+def test_the_retention_sweep_drops_undo_images_older_than_24_hours(call, engine, account):
+    old = ok(call("contact.create", {"display_name": "Old Image"}))
+    ok(call("contact.update", {"id": old["id"], "title": "Then"}))
+    young = ok(call("contact.create", {"display_name": "Young Image"}))
+    ok(call("contact.update", {"id": young["id"], "title": "Now"}))
+    actions = ok(call("action.list", {"limit": 10}))["data"]  # newest first
+    old_update, young_update = actions[2], actions[0]
+    # The clock hook: "now" is 24 h after the young update, so only older images are past it.
+    then = dt.datetime.fromisoformat(young_update["created_at"].replace("Z", "+00:00"))
+    now = (then + dt.timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with engine.store.transaction(write=True) as conn:
+        dropped = drop_undo_images(conn, now=now)
+    assert dropped >= 3  # the old create and update, the young create (and other tests' rows)
+    expired = err(call("action.undo", {"action_id": old_update["id"]}), "undo_expired")
+    assert "24 h" in expired["message"]
+    got = ok(call("action.get", {"id": old_update["id"]}))  # still readable, without before-images
+    assert got["changes"][0]["after"]["title"] == "Then" and "before" not in got["changes"][0]
+    ok(call("action.undo", {"action_id": young_update["id"]}))  # the younger images are kept
+    assert ok(call("contact.get", {"id": young["id"]}))["title"] is None
+    with engine.store.connect(write=False) as conn:
+        report = verify_log(from_database(conn, account.account_id), workers=1)
+    assert report.records == 5 and not report.erased
+    path = Path(ok(call("account.export", {}))["path"])
+    assert verify_log(from_export(path), workers=1).records == 5
+
+
+def test_a_payload_of_several_contacts_and_contacts_merged_in_are_erased_too(call, engine, account):
+    survivor = ok(call("contact.create", {"display_name": "Merge Survivor"}))
+    merged = ok(call("contact.create", {"display_name": "Merge Folded"}))
+    merge = call("contact.merge", {"survivor_id": survivor["id"], "merged_ids": [merged["id"]]})
+    ok(merge)
+    with engine.store.connect(write=False) as conn:
+        subjects = conn.execute(
+            sa.select(audit_payloads.c.subjects)
+            .select_from(
+                audit_payloads.join(
+                    audit_actions, audit_actions.c.payload_digest == audit_payloads.c.digest
+                )
+            )
+            .where(audit_actions.c.id == merge.action_id)
+        ).scalar_one()
+    assert sorted(subjects.split()) == sorted([survivor["id"], merged["id"]])
+    ok(call("contact.delete", {"id": survivor["id"], "erase": True}))
+    assert "erased" in err(call("action.get", {"id": merge.action_id}), "not_found")["message"]
+    # The contact folded into it is the same person: erased with it.
+    assert ok(call("contact.get", {"id": merged["id"]}))["display_name"] == "[erased]"
+    assert "Merge Folded" not in everything(engine, account)
+    with engine.store.connect(write=False) as conn:
+        report = verify_log(from_database(conn, account.account_id), workers=1)
+    assert [line.split()[0] for line in report.erased] == ["#1", "#2", "#3", "#4"]
+    assert all(line.endswith("erased at #5") for line in report.erased)
+
+
+def test_a_run_with_a_write_past_retention_cannot_be_undone(call, engine):
+    run = ok(call("run.create", {"name": "retained"}))["id"]
+    written = call("contact.create", {"display_name": "Run Write"}, run=run)
+    ok(written)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
+    with engine.store.transaction(write=True) as conn:
+        drop_undo_images(conn, now=later.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    expired = err(call("run.undo", {"id": run}), "undo_expired")
+    assert "24 h" in expired["message"]
+    assert ok(call("contact.get", {"id": ok(written)["id"]}))["display_name"] == "Run Write"

@@ -21,6 +21,7 @@ from tests.conftest import test_settings as settings_for
 from krabs.accounts import create_account
 from krabs.audit import merkle
 from krabs.audit.checkpoint import note_body, sign_checkpoint, sign_note
+from krabs.audit.log import RECORD_VERSION
 from krabs.audit.signing import SigningKey
 from krabs.audit.sources import from_export
 from krabs.audit.verify import Tampered, verify_log
@@ -70,7 +71,9 @@ def test_an_export_verifies(call, engine, account):
 
 def flip_byte(t: Tables) -> None:
     r = by_seq(t["audit_actions"], 3)
-    r["record"] = r["record"].replace('"v":1', '"v":2')
+    flipped = r["record"].replace(f'"v":{RECORD_VERSION}', f'"v":{RECORD_VERSION + 1}')
+    assert flipped != r["record"]
+    r["record"] = flipped
 
 
 def drop_record(t: Tables) -> None:
@@ -103,7 +106,8 @@ def forge_checkpoint(t: Tables) -> None:
 
 def alter_payload(t: Tables) -> None:
     row = t["audit_payloads"][0]
-    row["body"] = row["body"].replace('"args"', '"args" ', 1)
+    body = row["body"]  # sealed: a character of the ciphertext changed
+    row["body"] = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
 
 
 def resign_history(t: Tables) -> None:
@@ -151,8 +155,10 @@ def seq_far_beyond(t: Tables) -> None:
 def lone_surrogate(t: Tables) -> None:
     """A hostile export's JSON escapes make strings no UTF-8 encodes: tampering, not a crash."""
     r = by_seq(t["audit_actions"], 2)
-    r["record"] = r["record"].replace('"v":1', '"v":1,"x":"\ud800"')
-    t["audit_payloads"][0]["body"] += "\ud800"
+    r["record"] = r["record"].replace(f'"v":{RECORD_VERSION}', f'"v":{RECORD_VERSION},"x":"\ud800"')
+    # The same record's payload (the first payload row is any record's: rows sort by digest).
+    payload = next(p for p in t["audit_payloads"] if p["digest"] == r["payload_digest"])
+    payload["body"] += "\ud800"
 
 
 def seq_below_one(t: Tables) -> None:
@@ -417,7 +423,7 @@ def test_database_ranges_on_worker_processes(call, engine, account, monkeypatch)
         conn.execute(
             a.update()
             .where(a.c.account_id == account.account_id, a.c.seq == 5)
-            .values(record=row.record.replace('"v":1', '"v":9'))
+            .values(record=row.record.replace(f'"v":{RECORD_VERSION}', '"v":9'))
         )
     with engine.store.connect(write=False) as conn, pytest.raises(Tampered) as caught:
         verify_log(from_database(conn, account.account_id), workers=2)

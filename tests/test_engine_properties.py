@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from conftest import err, ok, snapshot
 from krabs.audit.canonical import canonical
-from krabs.audit.log import GENESIS
-from krabs.store.tables import audit_actions, audit_payloads, contacts
+from krabs.audit.log import GENESIS, load_payload
+from krabs.store.tables import audit_actions, contacts
 
 
 def email() -> str:
@@ -185,13 +185,7 @@ def test_dry_run_changes_nothing_and_matches_the_real_call(call, engine, account
             row = conn.execute(
                 sa.select(audit_actions).where(audit_actions.c.id == real.action_id)
             ).one()
-            payload = json.loads(
-                conn.execute(
-                    sa.select(audit_payloads.c.body).where(
-                        audit_payloads.c.digest == row.payload_digest
-                    )
-                ).scalar_one()
-            )
+            payload = load_payload(conn, row.account_id, row.payload_digest, images=True)
         plan_ids: dict[str, str] = {}
         real_ids: dict[str, str] = {}
         assert _normalize(result["result"], plan_ids) == _normalize(

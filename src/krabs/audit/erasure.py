@@ -1,41 +1,71 @@
 """GDPR erasure without breaking proofs: ``contact.delete`` with ``erase: true``.
 
-The hashed records hold ids and payload digests only; the personal data is in the payloads
-(arguments, results, row images) and in the rows themselves. Erasing a contact deletes the payload of
-every action that touched the contact or one of its identities, scrubs the contact's and identities'
-personal fields, and drops the erasing call's own payload (its row images hold what was just
-scrubbed). ``contact_erasures`` remembers each erased payload digest and the record that erased it,
-so ``krabs audit verify`` still verifies every leaf, root and signature and reports those payloads as
-"erased at #N" instead of missing. An erased action cannot be read in full or undone."""
+The hashed records hold ids and salted commitments only; the personal data is in the sealed
+payloads (``krabs.audit.sealing``: arguments, results, row images encrypted under the contact's data
+key) and in the rows themselves. Erasing a contact destroys its data key, deletes every payload
+sealed under it (or, for payloads from before sealing, of every action that touched the contact or
+one of its identities), scrubs the contact's and identities' personal fields, drops the stored
+responses and run-event bodies of those actions, and drops the erasing call's own payload (its row
+images hold what was just scrubbed). The erasing call is followed in the log by a separate
+``contact.erased`` record; ``contact_erasures`` remembers each erased payload's commitment and that
+record's seq, so ``krabs audit verify`` still verifies every leaf, root and signature and reports
+those payloads as "erased at #N" instead of missing. An erased action cannot be read in full or
+undone."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
+from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
 from krabs.store.tables import (
     audit_actions,
+    audit_data_keys,
     audit_payloads,
     audit_targets,
     contact_erasures,
     contacts,
+    idempotency_keys,
     identities,
+    run_events,
 )
 
 ERASED = "[erased]"
+#: The record that follows an erasing call in the log; erased payloads are "erased at" its seq.
+ERASED_OP = "contact.erased"
 #: Calls whose own payload must not be stored: action id -> contact id (set by the handler, taken by
 #: ``krabs.audit.log.append`` in the same call).
 _pending: dict[str, str] = {}
 _lock = threading.Lock()
+#: An erasure ran since the last WAL truncation: SQLite's write-ahead log may still hold pages
+#: with the erased bytes until it is checkpointed and truncated (``krabs.audit.periodic``).
+wal_dirty = False
 
 
 def erase_contact(uow: UnitOfWork, contact_id: str) -> int:
-    """Erase the contact's personal data from its row, its identities and the audit payloads;
-    returns how many earlier payloads were erased."""
+    """Erase the contact's personal data from its row, its identities and the audit payloads, and
+    the same for every contact merged into it (duplicates of the same person); returns how many
+    earlier payloads were erased."""
+    c = contacts
+    folded = uow.execute(
+        sa.select(c.c.id).where(c.c.account_id == uow.account_id, c.c.merged_into == contact_id)
+    ).scalars()
+    erased = sum(_erase_one(uow, cid) for cid in [contact_id, *sorted(folded)])
+    if uow.action_id:
+        with _lock:
+            _pending[uow.action_id] = contact_id
+    global wal_dirty
+    wal_dirty = True
+    return erased
+
+
+def _erase_one(uow: UnitOfWork, contact_id: str) -> int:
     ident_rows = uow.execute(
         sa.select(identities).where(
             identities.c.account_id == uow.account_id, identities.c.contact_id == contact_id
@@ -69,8 +99,21 @@ def erase_contact(uow: UnitOfWork, contact_id: str) -> int:
             },
         )
     targets = [contact_id, *(i.id for i in ident_rows)]
+    digests = set(_legacy_digests(uow, targets)) | set(_sealed_digests(uow, contact_id))
+    erased = 0
+    for digest in sorted(digests):
+        if _erase_payload(uow.conn, uow.account_id, contact_id, digest, uow.action_id or ""):
+            erased += 1
+    k = audit_data_keys
+    uow.execute(k.delete().where(k.c.account_id == uow.account_id, k.c.subject_id == contact_id))
+    _drop_copies(uow, sorted(digests))
+    return erased
+
+
+def _legacy_digests(uow: UnitOfWork, targets: list[str]) -> list[str]:
+    """Payloads of actions that touched these rows (how payloads from before sealing are found)."""
     a, t = audit_actions, audit_targets
-    digests = (
+    return list(
         uow.execute(
             sa.select(a.c.payload_digest)
             .distinct()
@@ -80,14 +123,47 @@ def erase_contact(uow: UnitOfWork, contact_id: str) -> int:
         .scalars()
         .all()
     )
-    erased = 0
-    for digest in digests:
-        if _erase_payload(uow.conn, uow.account_id, contact_id, digest, uow.action_id or ""):
-            erased += 1
-    if uow.action_id:
-        with _lock:
-            _pending[uow.action_id] = contact_id
-    return erased
+
+
+def _sealed_digests(uow: UnitOfWork, contact_id: str) -> list[str]:
+    """Payloads sealed under the contact's key (a scan of the account's payloads: erasure is rare,
+    and the write path stays one row per payload)."""
+    p = audit_payloads
+    return list(
+        uow.execute(
+            sa.select(p.c.digest).where(
+                p.c.account_id == uow.account_id, p.c.subjects.contains(contact_id, autoescape=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _drop_copies(uow: UnitOfWork, digests: list[str]) -> None:
+    """The erased actions' personal data outside the log: their stored idempotent responses are
+    dropped and their run events keep only op and action id."""
+    a = audit_actions
+    ids: list[tuple[str, str]] = []
+    for start in range(0, len(digests), 500):
+        ids += [
+            (r.id, r.op)
+            for r in uow.execute(
+                sa.select(a.c.id, a.c.op).where(
+                    a.c.account_id == uow.account_id,
+                    a.c.payload_digest.in_(digests[start : start + 500]),
+                )
+            )
+        ]
+    i, e = idempotency_keys, run_events
+    for action_id, op in ids:
+        uow.execute(i.delete().where(i.c.account_id == uow.account_id, i.c.action_id == action_id))
+        body = json.dumps({"op": op, "action_id": action_id, "erased": True})
+        uow.execute(
+            e.update()
+            .where(e.c.account_id == uow.account_id, e.c.action_id == action_id)
+            .values(data=body)
+        )
 
 
 def _erase_payload(
@@ -117,26 +193,41 @@ def take_pending(action_id: str) -> str | None:
         return _pending.pop(action_id, None)
 
 
-def record_erasure(
-    conn: sa.Connection, account_id: str, contact_id: str, action_id: str, seq: int, digest: str
-) -> None:
-    """The erasing action's record is appended: its own payload is erased too, and every payload it
-    erased gets its seq ("erased at #seq")."""
+AppendFn = Callable[..., dict[str, Any]]
+
+
+def append_erased(
+    uow: UnitOfWork, contact_id: str, action_id: str, erasing: dict[str, Any], append: AppendFn
+) -> dict[str, Any]:
+    """After the erasing call's record: the ``contact.erased`` record (ids only), and every payload
+    the call erased, its own included, is "erased at" that record's seq."""
+    record = append(
+        uow,
+        new_id("action"),
+        ERASED_OP,
+        {"contact_id": contact_id},
+        {"object": "erasure", "contact_id": contact_id, "erased_by": action_id},
+        [],
+        None,
+        None,
+        None,
+    )
     e = contact_erasures
-    conn.execute(
+    uow.conn.execute(
         e.insert().values(
-            account_id=account_id,
-            payload_digest=digest,
+            account_id=uow.account_id,
+            payload_digest=erasing["payload_digest"],
             contact_id=contact_id,
             action_id=action_id,
-            erased_seq=seq,
+            erased_seq=record["seq"],
         )
     )
-    conn.execute(
+    uow.conn.execute(
         e.update()
-        .where(e.c.account_id == account_id, e.c.action_id == action_id)
-        .values(erased_seq=seq)
+        .where(e.c.account_id == uow.account_id, e.c.action_id == action_id)
+        .values(erased_seq=record["seq"])
     )
+    return record
 
 
 def erased_by(conn: sa.Connection, account_id: str, digest: str) -> Any:

@@ -1,25 +1,28 @@
-"""Appending to the per-account hash chain. The hashed record holds ids and digests only; arguments,
-result and row images live in ``audit_payloads`` under their digest, so personal data can later be
-erased without breaking the chain."""
+"""Appending to the per-account hash chain. The hashed record holds ids and commitments only;
+arguments, result and row images live sealed in ``audit_payloads`` under their commitment
+(``krabs.audit.sealing``: encrypted per contact), so personal data can later be erased without
+breaking the chain."""
 
 from __future__ import annotations
 
-import json
+import os
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from krabs.audit import checkpoint, erasure, merkle, signing
+from krabs.audit import checkpoint, erasure, merkle, sealing, signing
 from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.audit.verify_work import ROTATION_OP
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
 from krabs.store.prepared import Prepared
 from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
 
 GENESIS = "0" * 64
-RECORD_VERSION = 1
+#: 2: ``payload_digest`` and ``result_digest`` are salted commitments of a sealed payload.
+RECORD_VERSION = 2
 
 # Compiled once and run on the driver: constructing and executing statements through SQLAlchemy
 # per call costs several times what SQLite takes to run them.
@@ -33,9 +36,9 @@ _MOVE_HEAD = Prepared(
     .where(audit_heads.c.account_id == sa.bindparam("acct"))
     .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
 )
-_PAYLOAD_COLUMNS = ("account_id", "digest", "body")
-# Payloads are content-addressed: two writes with the same arguments, result and changes (a no-op
-# repeated) share one payload row, so a second insert of the same digest must do nothing.
+_PAYLOAD_COLUMNS = ("account_id", "digest", "body", "subjects", "undo", "images_at")
+# Payloads are keyed by their commitment, which is salted (so unique); a payload from before sealing
+# was content-addressed and shared, so an insert of a digest already there does nothing.
 _INSERT_PAYLOAD = {
     "sqlite": Prepared(
         sqlite_insert(audit_payloads).on_conflict_do_nothing(), column_keys=_PAYLOAD_COLUMNS
@@ -83,16 +86,55 @@ def append(
     undo_expires_at: str | None,
     undo_of: str | None = None,
 ) -> dict[str, Any]:
-    """Append one action to the caller's chain and return its record (with ``hash``)."""
+    """Append one action to the caller's chain and return its record (with ``hash``). A GDPR
+    erasure also appends its ``contact.erased`` record right after."""
+    changes = [c.to_dict() for c in uow.changes]
+    erasing = erasure.take_pending(action_id)  # a GDPR erasure keeps no payload of its own
+    record = _append(
+        uow,
+        action_id,
+        op,
+        args,
+        result,
+        changes,
+        undo_token_hash,
+        undo_expires_at,
+        undo_of,
+        keep=erasing is None,
+    )
+    if erasing is not None:
+        erasure.append_erased(uow, erasing, action_id, record, _append)
+    return record
+
+
+def _append(
+    uow: UnitOfWork,
+    action_id: str,
+    op: str,
+    args: dict[str, Any],
+    result: dict[str, Any],
+    changes: list[dict[str, Any]],
+    undo_token_hash: str | None,
+    undo_expires_at: str | None,
+    undo_of: str | None,
+    *,
+    keep: bool = True,
+) -> dict[str, Any]:
     conn = uow.conn
     rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
     assert rows is not None and len(rows) == 1, "every account has a chain head"
     head_seq, head_hash = rows[0]
     seq = int(head_seq) + 1
-    payload = {"args": args, "result": result, "changes": [c.to_dict() for c in uow.changes]}
-    payload_bytes = canonical(payload)
-    payload_digest = sha256_hex(payload_bytes)
-    targets = list(dict.fromkeys(c.id for c in uow.changes))
+    subjects, created = sealing.subjects_of(changes, uow.account_id)
+    # An erasing call's payload is not kept: sealed under a throwaway key (its contact's is gone).
+    keys = (
+        sealing.keys_for(conn, uow.account_id, subjects, uow.now, created)
+        if keep
+        else [os.urandom(32)]
+    )
+    sealed = sealing.seal(uow.account_id, subjects, keys, args, result, changes)
+    payload_digest = sealed.digest
+    targets = list(dict.fromkeys(str(c["id"]) for c in changes))
     record: dict[str, Any] = {
         "v": RECORD_VERSION,
         "seq": seq,
@@ -103,7 +145,8 @@ def append(
         "run": uow.run_id,
         "op": op,
         "targets": targets,
-        "result_digest": digest(result),
+        # A key rotation's result is public and verified against its plain digest.
+        "result_digest": digest(result) if op == ROTATION_OP else sealed.result_digest,
         "payload_digest": payload_digest,
         "undo_of": undo_of,
         "prev_hash": head_hash,
@@ -111,14 +154,16 @@ def append(
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
     signed = sign_record(conn, uow, seq, record_bytes)
-    erasing = erasure.take_pending(action_id)  # a GDPR erasure keeps no payload of its own
-    if erasing is None:
+    if keep:
         _INSERT_PAYLOAD[uow.dialect].execute(
             conn,
             {
                 "account_id": uow.account_id,
                 "digest": payload_digest,
-                "body": payload_bytes.decode(),
+                "body": sealed.body,
+                "subjects": sealed.subjects,
+                "undo": sealed.undo,
+                "images_at": uow.now,
             },
         )
     _INSERT_ACTION.execute(
@@ -155,8 +200,6 @@ def append(
     _MOVE_HEAD.execute(conn, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
     if signed and not uow.dry_run:  # a dry-run's checkpoint would be rolled back, yet remembered
         checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
-    if erasing is not None:
-        erasure.record_erasure(conn, uow.account_id, erasing, action_id, seq, payload_digest)
     return {**record, "hash": record_hash}
 
 
@@ -174,13 +217,13 @@ def sign_record(
     return {"signature": signature, "signing_key": key_name}
 
 
-def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> dict[str, Any]:
-    body = conn.execute(
-        sa.select(audit_payloads.c.body).where(
-            audit_payloads.c.account_id == account_id, audit_payloads.c.digest == payload_digest
-        )
-    ).scalar()
-    if body is None:
+def load_payload(
+    conn: sa.Connection, account_id: str, payload_digest: str, *, images: bool = False
+) -> dict[str, Any]:
+    """An action's payload, opened; ``images``: the caller needs the before-images (undo), so
+    their retention having passed is ``undo_expired``."""
+    found = load_payloads(conn, account_id, [payload_digest])
+    if payload_digest not in found:
         gone = erasure.erased_by(conn, account_id, payload_digest)
         if gone is None:
             raise LookupError(f"audit payload {payload_digest} is missing")
@@ -189,4 +232,38 @@ def load_payload(conn: sa.Connection, account_id: str, payload_digest: str) -> d
             f"this action's arguments and row images were erased (GDPR) by action "
             f"{gone.action_id}; its record stays in the signed log",
         )
-    return dict(json.loads(body))
+    payload, kept = found[payload_digest]
+    if images and not kept:
+        raise KrabsError(
+            "undo_expired",
+            "this action's before-images were dropped by the 24 h retention sweep; it can no "
+            "longer be undone",
+        )
+    return payload
+
+
+def load_payloads(
+    conn: sa.Connection, account_id: str, digests: list[str]
+) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Payloads by digest, opened, each with whether its before-images are still kept (missing
+    digests are absent)."""
+    p = audit_payloads
+    rows: list[Any] = []
+    unique = sorted(set(digests))
+    for start in range(0, len(unique), 500):
+        rows += conn.execute(
+            sa.select(p.c.digest, p.c.body, p.c.undo, p.c.subjects).where(
+                p.c.account_id == account_id, p.c.digest.in_(unique[start : start + 500])
+            )
+        ).all()
+    wanted = sorted({s for r in rows for s in (r.subjects or "").split()})
+    keys = sealing.keys_of(conn, account_id, wanted)
+    out: dict[str, tuple[dict[str, Any], bool]] = {}
+    for r in rows:
+        try:
+            out[r.digest] = sealing.open_payload(
+                account_id, r.digest, r.body, r.undo, r.subjects, keys
+            )
+        except sealing.Unreadable as exc:
+            raise LookupError(f"audit payload {r.digest} does not open: {exc}") from None
+    return out

@@ -15,12 +15,12 @@ still holds the run's value, and never counts as a conflict on its own."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from krabs.audit import log as audit_log
 from krabs.audit.undo import (
     Key,
     Row,
@@ -34,7 +34,7 @@ from krabs.audit.undo import (
 )
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
-from krabs.store.tables import audit_actions, audit_payloads
+from krabs.store.tables import audit_actions
 
 #: Fields every write moves; a difference in them alone is not someone else's change.
 BOOKKEEPING = frozenset({"updated_at"})
@@ -72,17 +72,15 @@ def run_actions(uow: UnitOfWork, run_id: str) -> list[Any]:
 
 
 def load_payloads(uow: UnitOfWork, digests: list[str]) -> dict[str, dict[str, Any]]:
-    p = audit_payloads
-    out: dict[str, dict[str, Any]] = {}
-    unique = sorted(set(digests))
-    for start in range(0, len(unique), _CHUNK):
-        rows = uow.execute(
-            sa.select(p.c.digest, p.c.body).where(
-                p.c.account_id == uow.account_id, p.c.digest.in_(unique[start : start + _CHUNK])
-            )
-        ).all()
-        out.update({r.digest: json.loads(r.body) for r in rows})
-    return out
+    """The run's payloads with their before-images; one erased or past its retention stops the
+    undo (typed, like ``action.undo``)."""
+    found = audit_log.load_payloads(uow.conn, uow.account_id, digests)
+    for digest in digests:
+        if digest not in found:
+            audit_log.load_payload(uow.conn, uow.account_id, digest)  # raises the typed error
+        elif not found[digest][1]:
+            audit_log.load_payload(uow.conn, uow.account_id, digest, images=True)
+    return {d: payload for d, (payload, _kept) in found.items()}
 
 
 def outside_undos(uow: UnitOfWork, ids: set[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from krabs.store.tables import (
 )
 
 ERASED = "contact_erasures"
+KEYS = "audit_data_keys"
 
 
 def _ndjson(zf: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
@@ -55,6 +56,7 @@ def from_export(path: str | Path) -> LogData:
         checkpoints=list(_ndjson(zf, "audit_checkpoints.ndjson")),
         payload_lines=_lines(zf, "audit_payloads.ndjson"),
         erased=_erasures(_ndjson(zf, f"{ERASED}.ndjson")),
+        data_keys={str(r["subject_id"]): str(r["key"]) for r in _ndjson(zf, f"{KEYS}.ndjson")},
     )
 
 

@@ -86,7 +86,7 @@ def unique_rules_kept() -> Iterator[None]:
 
 
 def undo_changes(uow: UnitOfWork, action: Any, *, force: bool) -> dict[str, Any]:
-    payload = load_payload(uow.conn, uow.account_id, action.payload_digest)
+    payload = load_payload(uow.conn, uow.account_id, action.payload_digest, images=True)
     compact = [ch for ch in payload["changes"] if ch.get("compact")]
     payload["changes"] = [ch for ch in payload["changes"] if not ch.get("compact")]
     report = _undo_rows(uow, payload, force=force, more_conflicts=compact_conflicts(uow, compact))

@@ -5,7 +5,8 @@ checks seq continuity (1..N, no gaps, no duplicates), each record against its ro
 and the hash chain, every signature against the key whose seq range covers it, that every key after
 the first was announced by a rotation record signed by its predecessor, every checkpoint's root and
 signatures (a rotation checkpoint needs both keys), that no checkpoint is beyond the log (a truncated
-log), and each payload against its digest (payloads erased for GDPR are reported, not failed).
+log), and each payload against its digest (payloads erased for GDPR are reported, not failed; sealed payloads are opened with the account's
+live data keys and checked against their commitments).
 Signature checks run on every core: they are most of the cost."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import functools
 import itertools
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -78,6 +80,8 @@ class LogData:
     #: workers (instead of ``actions`` / ``payloads``).
     action_lines: Iterable[bytes] | None = None
     payload_lines: Iterable[bytes] | None = None
+    #: The live data keys sealed payloads open with (subject -> base64; ``krabs.audit.sealing``).
+    data_keys: dict[str, str] = field(default_factory=dict)
     #: A database workers read themselves, in seq ranges: (URL, highest seq). Then ``actions`` and
     #: ``payloads`` are not used.
     database: tuple[str, int] | None = None
@@ -349,13 +353,34 @@ def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: 
         raise Tampered(0, f"no record of run {run_id} in the log")
 
 
+_SUBJECTS = re.compile(rb'"subjects":\s*"([^"]*)"')
+
+
+def _keys_named(line: bytes, keys: dict[str, str]) -> dict[str, str]:
+    """The data keys of the subjects a payload line names (a misread name only withholds a key,
+    which makes that payload fail its check: never a false pass)."""
+    found = _SUBJECTS.search(line)
+    if found is None:
+        return {}
+    names = found.group(1).decode("ascii", "replace").split()
+    return {k: keys[k] for k in names if k in keys}
+
+
 def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> None:
     """An export's payloads (the database path checks them in its workers): every record's payload
     is present and matches its digest, or was erased."""
+    keys = data.data_keys
     if data.payload_lines is not None:
-        checked = _run(check_payload_lines, data.payload_lines, procs)
+        # Each line goes with the keys of the subjects it names (found without parsing it here).
+        lines = ((line, _keys_named(line, keys)) for line in data.payload_lines)
+        check_lines_ = functools.partial(check_payload_lines, account_id=data.account_id)
+        checked = _run(check_lines_, lines, procs)
     elif data.payloads is not None:
-        checked = _run(check_payloads, data.payloads, procs)
+        rows = (
+            {**r, "keys": {k: keys[k] for k in (r.get("subjects") or "").split() if k in keys}}
+            for r in data.payloads
+        )
+        checked = _run(functools.partial(check_payloads, account_id=data.account_id), rows, procs)
     else:
         return
     present: set[bytes] = set()

@@ -201,31 +201,38 @@ def check_lines(lines: list[bytes], ctx: Context) -> Checked:
     return out
 
 
-def check_payloads(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Payload rows whose body matches their digest, and those that do not."""
+def check_payloads(
+    rows: list[dict[str, Any]], account_id: str = "", keys: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Payload rows that open and match their commitment (or, from before sealing, their digest),
+    and those that do not."""
+    from krabs.audit.sealing import check_row
+
     good: list[str] = []
     bad: list[str] = []
     for row in rows:
-        body, digest = row.get("body"), row.get("digest")
-        try:
-            ok = isinstance(body, str) and sha256(body.encode()).hexdigest() == digest
-        except UnicodeEncodeError:
+        try:  # a hostile export's row may lack any field or hold any type: tampering, not a crash
+            ok = check_row(account_id, row, row.get("keys") or keys or {})
+        except (KeyError, TypeError, AttributeError, UnicodeEncodeError):
             ok = False
-        (good if ok else bad).append(str(digest))
+        (good if ok else bad).append(str(row.get("digest")))
     return good, bad
 
 
-def check_payload_lines(lines: list[bytes]) -> tuple[list[str], list[str]]:
-    """``check_payloads`` over an export's ``audit_payloads.ndjson`` lines."""
+def check_payload_lines(
+    items: list[tuple[bytes, dict[str, str]]], account_id: str = ""
+) -> tuple[list[str], list[str]]:
+    """``check_payloads`` over an export's ``audit_payloads.ndjson`` lines, each with the data keys
+    of the subjects it names (so a worker gets its batch's keys, not the account's)."""
     rows: list[dict[str, Any]] = []
     decode = _DECODER.decode
-    for line in lines:
+    for line, keys in items:
         try:
             row = decode(line.decode())
         except ValueError:
             row = None
-        rows.append(row if isinstance(row, dict) else {})
-    return check_payloads(rows)
+        rows.append({**row, "keys": keys} if isinstance(row, dict) else {"digest": None, "body": None})
+    return check_payloads(rows, account_id)
 
 
 _queries: dict[str, tuple[Any, str, bool, tuple[str, ...]]] = {}
@@ -251,6 +258,8 @@ def _range_query(url: str) -> tuple[Any, str, bool, tuple[str, ...]]:
                 a.c.signing_key,
                 a.c.signature,
                 p.c.body,
+                p.c.undo,
+                p.c.subjects,
             )
             .select_from(
                 a.outerjoin(
@@ -272,7 +281,10 @@ def _range_query(url: str) -> tuple[Any, str, bool, tuple[str, ...]]:
 
 def check_range(url: str, lo: int, hi: int, ctx: Context) -> Checked:
     """A worker reads records ``lo`` <= seq < ``hi`` (with their payloads) from the database
-    itself, as plain driver tuples, and checks them and their payloads."""
+    itself, as plain driver tuples, and checks them and their payloads (sealed ones opened with the
+    live data keys of the range's subjects; an erased subject's key is gone, its payloads too)."""
+    from krabs.audit.sealing import check_row, keys_of
+
     engine, sql, positional, names = _range_query(url)
     values = {"account": ctx.account_id, "lo": lo, "hi": hi}
     params: Any = tuple(values[n] for n in names) if positional else values
@@ -284,11 +296,17 @@ def check_range(url: str, lo: int, hi: int, ctx: Context) -> Checked:
             rows = cur.fetchall()
         finally:
             cur.close()
+        subjects = sorted({s for r in rows for s in (r[8] or "").split()})
+        keys = keys_of(conn, ctx.account_id, subjects) if subjects else {}
     out = check_rows(((int(r[0]), *r[1:6]) for r in rows), ctx)
     missing, bad = out.missing, out.bad_payloads
-    for seq, _id, _rec, digest, _key, _sig, body in rows:
+    for seq, _id, _rec, digest, _key, _sig, body, undo, subjects_of in rows:
         if body is None:
             missing.append((int(seq), str(digest)))
-        elif sha256(body.encode()).hexdigest() != digest:
+        elif not check_row(
+            ctx.account_id,
+            {"digest": digest, "body": body, "undo": undo, "subjects": subjects_of},
+            keys,
+        ):
             bad.append(int(seq))
     return out

@@ -338,8 +338,9 @@ class ContactDelete(Args):
     id: str = id_field("ct", "The contact to delete.")
     erase: bool = Field(
         False,
-        description="GDPR erasure: also scrub the contact's personal data from its row, its "
-        "identities and the audit log's payloads (cannot be undone).",
+        description="GDPR erasure: also scrub the contact's personal data from its row and its "
+        "identities, and destroy its audit data key and the payloads sealed under it; a "
+        "`contact.erased` record follows in the log (cannot be undone).",
     )
 
 
@@ -356,7 +357,8 @@ class ContactDelete(Args):
 def delete(uow: UnitOfWork, args: ContactDelete) -> dict[str, Any]:
     """Soft-deletes the contact and releases its identities. Returns an `undo_token`; `action.undo`
     restores both. With `erase: true` (GDPR) its personal data is erased everywhere, the audit log
-    included (records stay verifiable), and the delete cannot be undone."""
+    included (its data key is destroyed; records stay verifiable, the erased payloads reported as
+    "erased at" the `contact.erased` record that follows), and the delete cannot be undone."""
     row = live_contact(uow, args.id, "id")
     for ident in identities_of(uow, [args.id])[args.id]:
         uow.update(identities, dict(ident._mapping), {"deleted_at": uow.now})

@@ -62,7 +62,7 @@ class RunUndoOut(Out):
     mutates=True,
     destructive=True,
     added_in="1.1",
-    errors=("not_found", "forbidden", "undo_conflict"),
+    errors=("not_found", "forbidden", "undo_conflict", "undo_expired"),
     examples=(
         Example({"id": "run_01HG7Z4X9Q8M2N7P3R5T6V8W"}),
         Example({"id": "run_01HG7Z4X9Q8M2N7P3R5T6V8W", "force": True, "reason": "bad import"}),
@@ -74,7 +74,9 @@ def undo(uow: UnitOfWork, args: RunUndo) -> dict[str, Any]:
     a field someone changed after the run is left alone and listed, while the run's other fields
     are still reverted; pass `force: true` to overwrite those too. Try `dry_run: true` first to
     read the report without writing. The result's `undo_token` (or `action.undo`) re-applies the
-    run. A run of another agent needs the admin scope; your own runs need write."""
+    run. A run of another agent needs the admin scope; your own runs need write. A run with a write
+    older than 24 h (its before-images dropped by retention) is `undo_expired`; one with a GDPR
+    erased write is `not_found`."""
     run = uow.execute(
         sa.select(runs.c.id, runs.c.agent_id).where(
             runs.c.id == args.id, runs.c.account_id == uow.account_id

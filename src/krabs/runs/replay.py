@@ -16,13 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from krabs.audit.log import load_payloads
 from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.registry import REGISTRY
 from krabs.engine.uow import UnitOfWork
 from krabs.engine.validation import validate_args
 from krabs.runs.events import RunEvent, read_events
-from krabs.store.tables import audit_actions, audit_payloads
+from krabs.store.tables import audit_actions
 
 #: Operations never re-executed: replaying a replay would recurse.
 NOT_REPLAYED = frozenset({"run.replay"})
@@ -113,17 +114,16 @@ def _recorded_changes(
     if not action_ids:
         return {}
     rows = conn.execute(
-        sa.select(audit_actions.c.id, audit_payloads.c.body)
-        .join(
-            audit_payloads,
-            sa.and_(
-                audit_payloads.c.account_id == audit_actions.c.account_id,
-                audit_payloads.c.digest == audit_actions.c.payload_digest,
-            ),
+        sa.select(audit_actions.c.id, audit_actions.c.payload_digest).where(
+            audit_actions.c.account_id == account_id, audit_actions.c.id.in_(action_ids)
         )
-        .where(audit_actions.c.account_id == account_id, audit_actions.c.id.in_(action_ids))
     ).all()
-    return {r.id: list(json.loads(r.body).get("changes") or []) for r in rows}
+    opened = load_payloads(conn, account_id, [r.payload_digest for r in rows])
+    return {
+        r.id: list(opened[r.payload_digest][0].get("changes") or [])
+        for r in rows
+        if r.payload_digest in opened
+    }
 
 
 def _error(exc: KrabsError) -> dict[str, Any]:

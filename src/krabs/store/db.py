@@ -221,6 +221,9 @@ def _configure_sqlite(engine: Engine) -> None:
             "PRAGMA busy_timeout=10000",
             "PRAGMA cache_size=-65536",
             "PRAGMA temp_store=MEMORY",
+            # Deleted and overwritten content is zeroed, not left in free space: a GDPR erasure
+            # must not leave the erased bytes in the file.
+            "PRAGMA secure_delete=ON",
         ):
             cur.execute(pragma)
         cur.close()

@@ -185,7 +185,14 @@ audit_payloads = sa.Table(
     sa.Column("account_id", ID, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    #: Sealed payloads (migration 0006, ``krabs.audit.sealing``): the subjects whose data keys seal
+    #: it (space-separated contact ids, or the account id), the sealed before-images undo needs, and
+    #: the action's time while those are kept (the retention sweep drops them after 24 h).
+    sa.Column("subjects", sa.Text),
+    sa.Column("undo", sa.Text),
+    _ts("images_at", nullable=True),
     sa.PrimaryKeyConstraint("account_id", "digest"),
+    sa.Index(None, "images_at"),
 )
 
 audit_heads = sa.Table(
@@ -557,6 +564,20 @@ contact_erasures = sa.Table(
     sa.Column("erased_seq", sa.BigInteger),
     sa.PrimaryKeyConstraint("account_id", "payload_digest"),
     sa.Index(None, "account_id", "action_id"),
+)
+
+
+#: Data keys (migration 0006): one AES-256 key (base64) per contact whose personal data audit
+#: payloads hold, and one per account for payloads touching no contact. Erasing a contact deletes
+#: its key; an account export carries the live keys only.
+audit_data_keys = sa.Table(
+    "audit_data_keys",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("subject_id", ID, nullable=False),
+    sa.Column("key", sa.String(44), nullable=False),
+    _ts("created_at"),
+    sa.PrimaryKeyConstraint("account_id", "subject_id"),
 )
 
 

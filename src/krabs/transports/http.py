@@ -231,7 +231,7 @@ def create_app(engine: Engine) -> Starlette:
         lifespan=lambda _app: lifespan(
             mcp.lifespan(),
             sweeper(engine.store),
-            audit_sweeper(engine.store, engine.settings.data_dir),
+            audit_sweeper(engine.store, engine.settings.data_dir, engine.settings.undo_ttl_seconds),
             job_worker(engine),  # queued runs (POST /v1/run with queue, run.enqueue)
         ),
     )
