@@ -226,3 +226,13 @@ def test_the_phone_fast_path_takes_the_common_forms() -> None:
         assert simple_phone(number, region) is None
     assert normalize_identity("phone", "030 123456", default_region="DE") == "+4930123456"
     assert normalize_identity("phone", "+39 06 1234 5678") == "+390612345678"
+
+
+def test_the_control_character_check_is_exactly_categories_cc_and_cs() -> None:
+    import sys
+    import unicodedata
+
+    from krabs.normalize import _CC_OR_CS
+
+    for c in map(chr, range(sys.maxunicode + 1)):
+        assert (unicodedata.category(c) in ("Cc", "Cs")) == bool(_CC_OR_CS.fullmatch(c)), c

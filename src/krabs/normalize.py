@@ -77,6 +77,10 @@ def _fail(kind: str, value: str, problem: str) -> NormalizationError:
     return NormalizationError(f"{kind} {_show(value)} {problem} (expected {EXPECTED[kind]})")
 
 
+#: Exactly the characters of Unicode categories Cc (controls) and Cs (surrogates).
+_CC_OR_CS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _clean(kind: str, value: object) -> str:
     """Reject input no kind can accept, so the per-kind code only sees sane text."""
     if not isinstance(value, str):
@@ -91,12 +95,12 @@ def _clean(kind: str, value: object) -> str:
             f"{kind} value is {len(s)} characters, longer than the {MAX_LENGTH} allowed "
             f"(expected {EXPECTED[kind]})"
         )
-    for i, c in enumerate(s):
-        cat = unicodedata.category(c)
-        if cat in ("Cc", "Cs"):
-            what = "control character" if cat == "Cc" else "lone surrogate"
-            raise _fail(kind, s, f"contains a {what} U+{ord(c):04X} at position {i}")
-    return unicodedata.normalize("NFC", s)
+    bad = _CC_OR_CS.search(s)
+    if bad is not None:
+        c = bad.group()
+        what = "lone surrogate" if "\ud800" <= c <= "\udfff" else "control character"
+        raise _fail(kind, s, f"contains a {what} U+{ord(c):04X} at position {bad.start()}")
+    return s if s.isascii() else unicodedata.normalize("NFC", s)
 
 
 def _split_url(kind: str, s: str) -> SplitResult:
