@@ -27,6 +27,36 @@ from krabs.ops.identity import norm_hash
 from krabs.store.tables import contacts, identities
 
 OnMatch = Literal["update", "skip", "create"]
+#: The columns of the value tuples ``_write`` builds, in their order.
+CONTACT_COLUMNS = (
+    "id",
+    "account_id",
+    "display_name",
+    "given_name",
+    "family_name",
+    "company",
+    "title",
+    "stage",
+    "owner",
+    "attributes",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "merged_into",
+)
+IDENTITY_COLUMNS = (
+    "id",
+    "account_id",
+    "contact_id",
+    "kind",
+    "value",
+    "normalized",
+    "norm_hash",
+    "is_primary",
+    "source",
+    "created_at",
+    "deleted_at",
+)
 BATCH = 500
 REPORT_CAP = 1000
 #: After these many batches, PostgreSQL's statistics of the growing tables are refreshed.
@@ -107,6 +137,8 @@ class Upserter:
         self.progress = progress
         self._done = 0
         self._batches = 0
+        #: Tag key → live tag id, as found or created by this call (nothing else writes meanwhile).
+        self._tag_ids: dict[str, str] = {}
 
     def fail(self, issues: list[Issue]) -> None:
         self.counts.failed += 1
@@ -230,26 +262,37 @@ class Upserter:
         )
 
     def _write(self, targets: list[_Target]) -> None:
-        uow, now = self.uow, self.uow.now
-        new_contacts, new_idents, updates = [], [], []
+        uow, now, account = self.uow, self.uow.now, self.uow.account_id
+        new_contacts: list[tuple[Any, ...]] = []
+        new_idents: list[tuple[Any, ...]] = []
+        updates = []
+        fresh: set[str] = set()
         for t in targets:
+            v = t.values
             if t.row is None:
+                fresh.add(t.id)
                 first = t.new_idents[0].value if t.new_idents else None
-                name = _display_name(t.values, []) or (first[:400] if first else None)
+                name = _display_name(v, []) or (first[:400] if first else None)
                 new_contacts.append(
-                    {
-                        "id": t.id,
-                        **{f: t.values.get(f) for f in FIELDS},
-                        "display_name": name,
-                        "attributes": t.attributes,
-                        "created_at": now,
-                        "updated_at": now,
-                        "deleted_at": None,
-                        "merged_into": None,
-                    }
+                    (
+                        t.id,
+                        account,
+                        name,
+                        v.get("given_name"),
+                        v.get("family_name"),
+                        v.get("company"),
+                        v.get("title"),
+                        v.get("stage"),
+                        v.get("owner"),
+                        t.attributes,
+                        now,
+                        now,
+                        None,
+                        None,
+                    )
                 )
             elif t.dirty:
-                changes = {f: v for f, v in t.values.items() if t.row[f] != v}
+                changes = {f: x for f, x in v.items() if t.row[f] != x}
                 if t.attributes != (t.row["attributes"] or {}):
                     changes["attributes"] = t.attributes
                 updates.append((t.row, {**changes, "updated_at": now}))
@@ -257,22 +300,29 @@ class Upserter:
                 primary = ident.kind not in t.primaries
                 t.primaries.add(ident.kind)
                 new_idents.append(
-                    {
-                        "id": uow.new_bulk_id(identities),
-                        "contact_id": t.id,
-                        "kind": ident.kind,
-                        "value": ident.value,
-                        "normalized": ident.norm,
-                        "norm_hash": norm_hash(ident.norm),
-                        "is_primary": primary,
-                        "source": self.source,
-                        "created_at": now,
-                        "deleted_at": None,
-                    }
+                    (
+                        uow.new_bulk_id(identities),
+                        account,
+                        t.id,
+                        ident.kind,
+                        ident.value,
+                        ident.norm,
+                        norm_hash(ident.norm),
+                        primary,
+                        self.source,
+                        now,
+                        None,
+                    )
                 )
-        uow.insert_compact(contacts, new_contacts)
-        uow.insert_compact(identities, new_idents)
-        attach_by_name(uow, {t.id: t.new_tags for t in targets if t.new_tags}, "contact")
+        uow.insert_compact_values(contacts, CONTACT_COLUMNS, new_contacts)
+        uow.insert_compact_values(identities, IDENTITY_COLUMNS, new_idents)
+        attach_by_name(
+            uow,
+            {t.id: t.new_tags for t in targets if t.new_tags},
+            "contact",
+            unlinked=fresh,
+            known=self._tag_ids,
+        )
         for before, values in updates:
             uow.update_bulk(contacts, before, values)
 
