@@ -160,14 +160,15 @@ def test_progress_is_reported_per_batch(engine: Engine, account: NewAccount) -> 
     from krabs.engine.uow import UnitOfWork
 
     who = authenticate(engine.store, engine.keys, account.secret)
-    done: list[int] = []
+    done: list[tuple[int, int]] = []
+    text = rows_csv(1203).replace("\n", "\nBad,not-an-email,,\n,,,;\n", 1)  # failed, empty
     with engine.store.connect(write=True) as conn:
         tx = conn.begin()
         uow = UnitOfWork(conn=conn, principal=who, run_id=None, dialect=engine.store.dialect)
-        out = import_lines(uow, iter_lines(rows_csv(1203)), progress=done.append)
+        out = import_lines(uow, iter_lines(text), progress=lambda d, f: done.append((d, f)))
         tx.rollback()
-    assert out["created"] == 1203
-    assert done == [500, 1000, 1203]
+    assert (out["created"], out["failed"], out["skipped"]) == (1203, 1, 1)
+    assert done == [(502, 1), (1002, 1), (1205, 1)]
 
 
 def test_file_lines_and_count(tmp_path: Path) -> None:

@@ -126,22 +126,32 @@ class Upserter:
         source: str,
         report: Report,
         track: bool = False,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
         #: With ``track``: the contact each added record went to (matched one when skipped).
         self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
         self._pending: list[Record] = []
-        #: Called after each written batch with the number of records handled so far.
+        #: Called after each written batch with the rows handled so far (records added, failed
+        #: and empty rows) and the rows failed so far.
         self.progress = progress
         self._done = 0
+        #: Rows that never became a record: failed or empty.
+        self._set_aside = 0
         self._batches = 0
         #: Tag key → live tag id, as found or created by this call (nothing else writes meanwhile).
         self._tag_ids: dict[str, str] = {}
 
     def fail(self, issues: list[Issue]) -> None:
         self.counts.failed += 1
+        self._set_aside += 1
+        self.report.add(issues)
+
+    def skip_empty(self, issues: list[Issue]) -> None:
+        """A row with nothing to import: counted as skipped, reported as a warning."""
+        self.counts.skipped += 1
+        self._set_aside += 1
         self.report.add(issues)
 
     def add(self, record: Record, issues: list[Issue] | None = None) -> None:
@@ -176,7 +186,7 @@ class Upserter:
                 self.uow.execute(sa.text(f"ANALYZE {name}"))
         self._done += len(records)
         if self.progress is not None:
-            self.progress(self._done)
+            self.progress(self._done + self._set_aside, self.counts.failed)
 
     def _row(
         self,

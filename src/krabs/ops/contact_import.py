@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
-from krabs.bulk.progress import progress_events
+from krabs.bulk.progress import forget, progress_events
 from krabs.bulk.records import Issue, iter_lines
 from krabs.bulk.uploads import bounded, count_lines, file_lines, max_line_bytes, upload_path
 from krabs.bulk.upsert import REPORT_CAP, OnMatch, Report, Upserter
@@ -91,7 +91,7 @@ def import_lines(
     mapping: dict[str, str] | None = None,
     on_match: OnMatch = "update",
     source: str = "csv_import",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The import itself, for any source of text lines (an argument, an upload, a file): rows are
     read, checked and written in batches, so memory does not grow with the input."""
@@ -107,8 +107,7 @@ def import_lines(
         elif any(i.severity == "error" for i in issues):
             up.fail(issues)
         else:
-            up.counts.skipped += 1
-            report.add(
+            up.skip_empty(
                 [
                     *issues,
                     Issue(reader.row, None, "empty_row", "no mapped column has a value", "warning"),
@@ -156,13 +155,16 @@ def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
     updated (existing contacts that changed), merged (rows folded into a contact an earlier row
     made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
     the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
-    return import_lines(
-        uow,
-        csv_lines(uow, args),
-        mapping=dict(args.mapping or {}),
-        on_match=args.on_match,
-        progress=progress_events(uow, _rows_total(uow, args)) if uow.run_id else None,
-    )
+    try:
+        return import_lines(
+            uow,
+            csv_lines(uow, args),
+            mapping=dict(args.mapping or {}),
+            on_match=args.on_match,
+            progress=progress_events(uow, _rows_total(uow, args)) if uow.run_id else None,
+        )
+    finally:
+        forget(uow.run_id)
 
 
 def _rows_total(uow: UnitOfWork, args: ImportCsv) -> int | None:
