@@ -12,7 +12,7 @@ and new rows go in through ``uow.insert_many``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import tag_key
 from krabs.ops.contact import FIELDS, _display_name
 from krabs.ops.identity import norm_hash
+from krabs.store.prepared import fast, reraise
 from krabs.store.tables import contacts, identities
 
 OnMatch = Literal["update", "skip", "create"]
@@ -169,7 +170,8 @@ class Upserter:
         if not records:
             return
         pairs = list(dict.fromkeys((i.kind, i.norm) for r in records for i in r.identities))
-        owners = live_owner_ids(self.uow, pairs)
+        hashes: dict[str, str] = {}
+        owners = live_owner_ids(self.uow, pairs, hashes)
         existing = sorted(set(owners.values()))
         rows = fetch_contacts(self.uow, existing)
         primaries = primary_kinds(self.uow, existing)
@@ -177,7 +179,7 @@ class Upserter:
         targets: dict[str, _Target] = {}
         for record in records:
             self._row(record, owners, targets, rows, primaries, tagged)
-        self._write(list(targets.values()))
+        self._write(list(targets.values()), hashes)
         self._batches += 1
         if self._batches in ANALYZE_AT and self.uow.dialect == "postgresql":
             # The tables grow inside this one transaction, unseen by autovacuum: without fresh
@@ -271,7 +273,7 @@ class Upserter:
             set(tagged.get(cid, ())),
         )
 
-    def _write(self, targets: list[_Target]) -> None:
+    def _write(self, targets: list[_Target], hashes: dict[str, str]) -> None:
         uow, now, account = self.uow, self.uow.now, self.uow.account_id
         new_contacts: list[tuple[Any, ...]] = []
         new_idents: list[tuple[Any, ...]] = []
@@ -317,7 +319,7 @@ class Upserter:
                         ident.kind,
                         ident.value,
                         ident.norm,
-                        norm_hash(ident.norm),
+                        hashes.get(ident.norm) or norm_hash(ident.norm),
                         primary,
                         self.source,
                         now,
@@ -357,28 +359,58 @@ def _fill(t: _Target, rec: Record) -> bool:
     return changed
 
 
-def live_owner_ids(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+def live_owner_ids(
+    uow: UnitOfWork, pairs: list[tuple[str, str]], hashes: dict[str, str] | None = None
+) -> dict[tuple[str, str], str]:
     """Which live contact owns each (kind, normalized) pair: one indexed ``IN`` query per kind and
-    chunk (the unique index leads with account, kind, norm_hash)."""
+    chunk (the unique index leads with account, kind, norm_hash). ``hashes`` (normalized →
+    norm_hash) is filled as a side effect, for the caller's inserts."""
+    hashes = {} if hashes is None else hashes
     by_kind: dict[str, list[str]] = {}
     for kind, norm in pairs:
-        by_kind.setdefault(kind, []).append(norm_hash(norm))
+        h = hashes.get(norm)
+        if h is None:
+            h = hashes[norm] = norm_hash(norm)
+        by_kind.setdefault(kind, []).append(h)
     wanted = set(pairs)
     out: dict[tuple[str, str], str] = {}
     t = identities
-    for kind, hashes in by_kind.items():
-        for part in chunks(hashes):
-            for r in uow.execute(
-                sa.select(t.c.contact_id, t.c.normalized).where(
-                    t.c.account_id == uow.account_id,
-                    t.c.kind == kind,
-                    t.c.norm_hash.in_(part),
-                    t.c.deleted_at.is_(None),
-                )
-            ):
-                if (kind, r.normalized) in wanted:
-                    out[(kind, r.normalized)] = r.contact_id
+    for kind, kind_hashes in by_kind.items():
+        for part in chunks(kind_hashes):
+            found = _owner_rows(uow, kind, part)
+            rows: Sequence[Any] = found if found is not None else []
+            if found is None:
+                rows = uow.execute(
+                    sa.select(t.c.contact_id, t.c.normalized).where(
+                        t.c.account_id == uow.account_id,
+                        t.c.kind == kind,
+                        t.c.norm_hash.in_(part),
+                        t.c.deleted_at.is_(None),
+                    )
+                ).all()
+            for contact_id, normalized in rows:
+                if (kind, normalized) in wanted:
+                    out[(kind, normalized)] = contact_id
     return out
+
+
+def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> list[Any] | None:
+    """The owner query on SQLite's driver (the import runs it a few thousand times; SQLAlchemy's
+    per-row result handling cost more than the lookup), or None elsewhere."""
+    conn = uow.conn
+    if not fast(conn):
+        return None
+    sql = (
+        "SELECT contact_id, normalized FROM identities WHERE account_id = ? AND kind = ? "
+        f"AND norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL"
+    )
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    args = (uow.account_id, kind, *part)
+    try:
+        return list(raw.execute(sql, args).fetchall())
+    except Exception as exc:
+        reraise(conn, sql, args, exc)
 
 
 def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -106,7 +106,7 @@ class Prepared:
         try:
             cursor = raw.execute(c.sql, args)
         except Exception as exc:
-            _reraise(conn, c.sql, args, exc)
+            reraise(conn, c.sql, args, exc)
         return cursor.fetchall() if cursor.description is not None else None
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -126,7 +126,7 @@ class Prepared:
             else:
                 raw.executemany(c.sql, args)
         except Exception as exc:
-            _reraise(conn, c.sql, args, exc)
+            reraise(conn, c.sql, args, exc)
 
     def executemany_values(
         self, conn: Connection, names: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -145,7 +145,7 @@ class Prepared:
         try:
             raw.executemany(c.sql, args)
         except Exception as exc:
-            _reraise(conn, c.sql, args, exc)
+            reraise(conn, c.sql, args, exc)
 
 
 def fast(conn: Connection) -> bool:
@@ -153,7 +153,7 @@ def fast(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite" and conn.in_transaction()
 
 
-def _reraise(conn: Connection, sql: str, params: Any, exc: Exception) -> NoReturn:
+def reraise(conn: Connection, sql: str, params: Any, exc: Exception) -> NoReturn:
     """Raise what SQLAlchemy would have raised: driver errors as ``sa.exc.DBAPIError``s."""
     dbapi = conn.dialect.loaded_dbapi
     if not isinstance(exc, dbapi.Error):
@@ -223,5 +223,5 @@ def reused_select(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Res
     try:
         rows = raw.execute(reused.compiled.sql, args).fetchall()
     except Exception as exc:
-        _reraise(conn, reused.compiled.sql, args, exc)
+        reraise(conn, reused.compiled.sql, args, exc)
     return IteratorResult(reused.metadata, iter(rows))
