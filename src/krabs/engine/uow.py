@@ -194,6 +194,34 @@ class UnitOfWork:
             )
         return after
 
+    def update_bulk_many(
+        self, table: sa.Table, items: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """``update_bulk`` for many (before, values) pairs: the rows this call created go in one
+        executemany per set of changed columns (an import folding thousands of rows into contacts
+        it made would otherwise run an UPDATE each); the others are imaged one by one."""
+        entry = self.bulk.get(str(table.name))
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for before, values in items:
+            if entry is None or not entry.block.owns(str(before["id"])):
+                self.update(table, before, values)
+                continue
+            changed = tuple(
+                sorted(k for k, v in values.items() if k not in before or before[k] != v)
+            )
+            if not changed:
+                continue
+            params = {f"v_{k}": values[k] for k in changed}
+            params["b_id"] = before["id"]
+            groups.setdefault(changed, []).append(params)
+        for names, rows in groups.items():
+            stmt = (
+                table.update()
+                .where(table.c.id == sa.bindparam("b_id"), self.scoped(table))
+                .values({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in names})
+            )
+            self.conn.execute(stmt, rows)
+
     def delete_many(self, table: sa.Table, befores: list[dict[str, Any]]) -> None:
         """``delete`` for many rows at once (one statement per call)."""
         if not befores:
