@@ -154,6 +154,48 @@ def test_insert_compact_refuses_foreign_ids(engine: Engine, account: NewAccount)
         tx.rollback()
 
 
+def test_insert_compact_values_refuses_foreign_ids_accounts_and_columns(
+    engine: Engine, account: NewAccount
+) -> None:
+    from krabs.auth import authenticate
+    from krabs.bulk.tagging import LINK_COLUMNS
+    from krabs.contract.ids import new_id
+    from krabs.engine.uow import UnitOfWork
+    from krabs.store.tables import tag_links
+
+    who = authenticate(engine.store, engine.keys, account.secret)
+    with engine.store.connect(write=True) as conn:
+        tx = conn.begin()
+        uow = UnitOfWork(conn=conn, principal=who, run_id=None, dialect=engine.store.dialect)
+        link = (new_id("tag_link"), account.account_id, "tg_x", "contact", "ct_x", uow.now)
+        with pytest.raises(ValueError, match="new_bulk_id"):
+            uow.insert_compact_values(tag_links, LINK_COLUMNS, [link])
+        own = (uow.new_bulk_id(tag_links), "acct_other", "tg_x", "contact", "ct_x", uow.now)
+        with pytest.raises(ValueError, match="another account"):
+            uow.insert_compact_values(tag_links, LINK_COLUMNS, [own])
+        with pytest.raises(ValueError, match="exactly its columns"):
+            uow.insert_compact_values(tag_links, LINK_COLUMNS[:-1], [own[:-1]])
+        tx.rollback()
+
+
+def test_rows_folding_into_a_contact_of_an_earlier_batch_fill_it(
+    call: Caller, engine: Engine, account: NewAccount
+) -> None:
+    """A row 600 rows after the one that created its contact fills that contact's empty fields and
+    attributes (one executemany per set of changed columns); undo still removes everything."""
+    before = account_data(engine.store, account.account_id)
+    lines = ["name,email,company,Shoe size"] + [f"P{i},p{i}@x.dev,," for i in range(600)]
+    lines += ["Other,P3@X.DEV,Acme,44", "Again,p4@x.dev,Initech,", "Same,p5@x.dev,,"]
+    result = ok(call("contact.import_csv", {"csv": "\n".join(lines) + "\n"}))
+    assert (result["created"], result["merged"]) == (600, 3)
+    by_name = {c["display_name"]: c for c in all_contacts(call)}
+    assert (by_name["P3"]["company"], by_name["P3"]["attributes"]) == ("Acme", {"Shoe size": "44"})
+    assert (by_name["P4"]["company"], by_name["P4"]["attributes"]) == ("Initech", {})
+    assert by_name["P5"]["company"] is None
+    ok(call("action.undo", {"undo_token": result["undo_token"]}))
+    assert account_data(engine.store, account.account_id) == before
+
+
 def test_progress_is_reported_per_batch(engine: Engine, account: NewAccount) -> None:
     from krabs.auth import authenticate
     from krabs.bulk.records import iter_lines

@@ -33,6 +33,8 @@ SAMPLE_CHARS = 4 * 1024
 SAMPLE_LINES = 20
 #: A cell that export_csv protected against formula injection starts with ' and one of these.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: What separates several addresses in one email cell.
+_EMAIL_SEPARATORS = re.compile(r"[;,\s]+")
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     "email": ("email", "e mail", "email address", "e mail address", "mail", "emails"),
@@ -267,7 +269,7 @@ class CsvReader:
             if target in NAME_FIELDS or target == "stage":
                 b.field(target, cell, col.header)
             elif target == "email":
-                for part in re.split(r"[;,\s]+", cell):
+                for part in _EMAIL_SEPARATORS.split(cell):
                     b.identity("email", part, col.header)
             elif target in IDENTITY_KINDS:
                 b.identity(target, cell, col.header)

@@ -335,8 +335,7 @@ class Upserter:
             unlinked=fresh,
             known=self._tag_ids,
         )
-        for before, values in updates:
-            uow.update_bulk(contacts, before, values)
+        uow.update_bulk_many(contacts, updates)
 
 
 def _fill(t: _Target, rec: Record) -> bool:
