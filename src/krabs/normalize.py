@@ -151,6 +151,10 @@ _SIMPLE_EMAIL = re.compile(
     r"@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}"
 )
 _SPECIAL_DOMAINS = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+#: A domain that is one of them or under one of them (``x.local``), in one search.
+_SPECIAL_DOMAIN = re.compile(
+    r"(?:\A|\.)(?:" + "|".join(re.escape(d) for d in _SPECIAL_DOMAINS) + r")\Z"
+)
 
 
 def simple_email(addr: str) -> str | None:
@@ -163,7 +167,7 @@ def simple_email(addr: str) -> str | None:
     domain = domain.lower()
     if len(local) > 64 or len(domain) > 253 or "--" in domain:
         return None
-    if any(domain == d or domain.endswith("." + d) for d in _SPECIAL_DOMAINS):
+    if _SPECIAL_DOMAIN.search(domain):
         return None
     return f"{local}@{domain}".lower()
 
