@@ -290,3 +290,33 @@ def test_cli_exports_to_a_file_embedded(tmp_path: Path) -> None:
     result = krabs(env, "contact", "export_csv", "--to", str(target), "-o", "json")
     assert result.exit_code == 0, result.output
     assert len(target.read_text().splitlines()) == 13
+
+
+def test_the_import_page_cache_is_restored_after(engine: Engine, account: NewAccount) -> None:
+    from krabs.auth import authenticate
+    from krabs.engine.uow import UnitOfWork
+    from krabs.ops.contact_import import IMPORT_CACHE_KIB
+
+    who = authenticate(engine.store, engine.keys, account.secret)
+    seen: list[int] = []
+    with engine.store.connect(write=True) as conn:
+        tx = conn.begin()
+        uow = UnitOfWork(conn=conn, principal=who, run_id=None, dialect=engine.store.dialect)
+        size = "PRAGMA cache_size"
+        before = conn.exec_driver_sql(size).scalar() if engine.store.is_sqlite else None
+
+        def probe(done: int, failed: int) -> None:
+            seen.append(conn.exec_driver_sql(size).scalar() if engine.store.is_sqlite else 0)
+
+        out = import_lines(uow, iter_lines_of(rows_csv(10)), progress=probe)
+        assert out["created"] == 10
+        if engine.store.is_sqlite:
+            assert seen == [-IMPORT_CACHE_KIB]
+            assert conn.exec_driver_sql(size).scalar() == before
+        tx.rollback()
+
+
+def iter_lines_of(text: str) -> Any:
+    from krabs.bulk.records import iter_lines
+
+    return iter_lines(text)
