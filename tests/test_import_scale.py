@@ -154,20 +154,63 @@ def test_insert_compact_refuses_foreign_ids(engine: Engine, account: NewAccount)
         tx.rollback()
 
 
+def test_insert_compact_values_refuses_foreign_ids_accounts_and_columns(
+    engine: Engine, account: NewAccount
+) -> None:
+    from krabs.auth import authenticate
+    from krabs.bulk.tagging import LINK_COLUMNS
+    from krabs.contract.ids import new_id
+    from krabs.engine.uow import UnitOfWork
+    from krabs.store.tables import tag_links
+
+    who = authenticate(engine.store, engine.keys, account.secret)
+    with engine.store.connect(write=True) as conn:
+        tx = conn.begin()
+        uow = UnitOfWork(conn=conn, principal=who, run_id=None, dialect=engine.store.dialect)
+        link = (new_id("tag_link"), account.account_id, "tg_x", "contact", "ct_x", uow.now)
+        with pytest.raises(ValueError, match="new_bulk_id"):
+            uow.insert_compact_values(tag_links, LINK_COLUMNS, [link])
+        own = (uow.new_bulk_id(tag_links), "acct_other", "tg_x", "contact", "ct_x", uow.now)
+        with pytest.raises(ValueError, match="another account"):
+            uow.insert_compact_values(tag_links, LINK_COLUMNS, [own])
+        with pytest.raises(ValueError, match="exactly its columns"):
+            uow.insert_compact_values(tag_links, LINK_COLUMNS[:-1], [own[:-1]])
+        tx.rollback()
+
+
+def test_rows_folding_into_a_contact_of_an_earlier_batch_fill_it(
+    call: Caller, engine: Engine, account: NewAccount
+) -> None:
+    """A row 600 rows after the one that created its contact fills that contact's empty fields and
+    attributes (one executemany per set of changed columns); undo still removes everything."""
+    before = account_data(engine.store, account.account_id)
+    lines = ["name,email,company,Shoe size"] + [f"P{i},p{i}@x.dev,," for i in range(600)]
+    lines += ["Other,P3@X.DEV,Acme,44", "Again,p4@x.dev,Initech,", "Same,p5@x.dev,,"]
+    result = ok(call("contact.import_csv", {"csv": "\n".join(lines) + "\n"}))
+    assert (result["created"], result["merged"]) == (600, 3)
+    by_name = {c["display_name"]: c for c in all_contacts(call)}
+    assert (by_name["P3"]["company"], by_name["P3"]["attributes"]) == ("Acme", {"Shoe size": "44"})
+    assert (by_name["P4"]["company"], by_name["P4"]["attributes"]) == ("Initech", {})
+    assert by_name["P5"]["company"] is None
+    ok(call("action.undo", {"undo_token": result["undo_token"]}))
+    assert account_data(engine.store, account.account_id) == before
+
+
 def test_progress_is_reported_per_batch(engine: Engine, account: NewAccount) -> None:
     from krabs.auth import authenticate
     from krabs.bulk.records import iter_lines
     from krabs.engine.uow import UnitOfWork
 
     who = authenticate(engine.store, engine.keys, account.secret)
-    done: list[int] = []
+    done: list[tuple[int, int]] = []
+    text = rows_csv(1203).replace("\n", "\nBad,not-an-email,,\n,,,;\n", 1)  # failed, empty
     with engine.store.connect(write=True) as conn:
         tx = conn.begin()
         uow = UnitOfWork(conn=conn, principal=who, run_id=None, dialect=engine.store.dialect)
-        out = import_lines(uow, iter_lines(rows_csv(1203)), progress=done.append)
+        out = import_lines(uow, iter_lines(text), progress=lambda d, f: done.append((d, f)))
         tx.rollback()
-    assert out["created"] == 1203
-    assert done == [500, 1000, 1203]
+    assert (out["created"], out["failed"], out["skipped"]) == (1203, 1, 1)
+    assert done == [(502, 1), (1002, 1), (1205, 1)]
 
 
 def test_file_lines_and_count(tmp_path: Path) -> None:
@@ -247,3 +290,33 @@ def test_cli_exports_to_a_file_embedded(tmp_path: Path) -> None:
     result = krabs(env, "contact", "export_csv", "--to", str(target), "-o", "json")
     assert result.exit_code == 0, result.output
     assert len(target.read_text().splitlines()) == 13
+
+
+def test_the_import_page_cache_is_restored_after(engine: Engine, account: NewAccount) -> None:
+    from krabs.auth import authenticate
+    from krabs.engine.uow import UnitOfWork
+    from krabs.ops.contact_import import IMPORT_CACHE_KIB
+
+    who = authenticate(engine.store, engine.keys, account.secret)
+    seen: list[int] = []
+    with engine.store.connect(write=True) as conn:
+        tx = conn.begin()
+        uow = UnitOfWork(conn=conn, principal=who, run_id=None, dialect=engine.store.dialect)
+        size = "PRAGMA cache_size"
+        before = conn.exec_driver_sql(size).scalar() if engine.store.is_sqlite else None
+
+        def probe(done: int, failed: int) -> None:
+            seen.append(conn.exec_driver_sql(size).scalar() if engine.store.is_sqlite else 0)
+
+        out = import_lines(uow, iter_lines_of(rows_csv(10)), progress=probe)
+        assert out["created"] == 10
+        if engine.store.is_sqlite:
+            assert seen == [-IMPORT_CACHE_KIB]
+            assert conn.exec_driver_sql(size).scalar() == before
+        tx.rollback()
+
+
+def iter_lines_of(text: str) -> Any:
+    from krabs.bulk.records import iter_lines
+
+    return iter_lines(text)

@@ -1,14 +1,16 @@
-"""The email fast path (``krabs.normalize.simple_email``) agrees byte for byte with email-validator on
-every address it accepts, and declines (falls back) on everything outside its simple form."""
+"""The fast paths agree with the libraries they skip: the email one (``simple_email``) byte for byte
+with email-validator, the phone one (``simple_phone``) with phonenumbers, on every input they
+accept; everything outside their simple forms declines (falls back)."""
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from krabs.normalize import NormalizationError, normalize_identity, simple_email
+from krabs.normalize import NormalizationError, normalize_identity, simple_email, simple_phone
 
 ATEXT = "abcxyzABCXYZ0189_!#$%&'*+-/=?^`{|}~"
 LDH = "abzAZ09-"
@@ -133,3 +135,104 @@ def test_normalize_identity_is_unchanged(value: str) -> None:
 def test_invalid_addresses_still_fail(value: str) -> None:
     with pytest.raises(NormalizationError):
         normalize_identity("email", value)
+
+
+# The phone fast path (``krabs.normalize.simple_phone``): phonenumbers' answer, without its parser.
+
+REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+TYPES = [
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE,
+    phonenumbers.PhoneNumberType.VOIP,
+]
+FORMATS = [
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+]
+
+
+def slow_phone(number: str, region: str | None) -> str | None:
+    """What phonenumbers makes of ``number``: its E.164 form when possible and valid, else None."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed):
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def agree(number: str, region: str | None) -> None:
+    fast = simple_phone(number, region)
+    if fast is not None:
+        assert fast == slow_phone(number, region), (number, region)
+
+
+@st.composite
+def written_numbers(draw: st.DrawFn) -> tuple[str, str | None]:
+    """A region's example number of some type, in some format, with some digits changed, read
+    with that region, another one, or none as the default."""
+    region = draw(st.sampled_from(REGIONS))
+    example = phonenumbers.example_number_for_type(region, draw(st.sampled_from(TYPES)))
+    if example is None:
+        example = phonenumbers.example_number(region) or phonenumbers.parse("+14155552671")
+    text = list(phonenumbers.format_number(example, draw(st.sampled_from(FORMATS))))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text) - 1))
+        if text[at].isdigit():
+            text[at] = draw(st.sampled_from("0123456789"))
+    if draw(st.booleans()):
+        text = text[: draw(st.integers(1, len(text)))]
+    default = draw(st.sampled_from([region, None, "US", "GB", "DE", "IT", "AR"]))
+    return "".join(text), default
+
+
+@settings(max_examples=1500, deadline=None)
+@given(written_numbers())
+@example(("+1 (415) 200-0001", None))
+@example(("011 44 20 7200 0001", "US"))
+@example(("1 415 200 0001", "US"))
+@example(("+39 06 1234 5678", None))
+@example(("030 123456", "DE"))
+def test_generated_numbers_agree(case: tuple[str, str | None]) -> None:
+    agree(*case)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.text(alphabet="+0123456789 .()-", min_size=0, max_size=24),
+    st.sampled_from([None, "US", "GB", "DE", "FR", "IN", "BR", "AU", "IT", "MX"]),
+)
+def test_digit_strings_agree(number: str, region: str | None) -> None:
+    agree(number, region)
+
+
+def test_the_phone_fast_path_takes_the_common_forms() -> None:
+    assert simple_phone("+1 (415) 200-0001", None) == "+14152000001"
+    assert simple_phone("415.200.0001", "US") == "+14152000001"
+    assert simple_phone("+44 20 7200 0001", "US") == "+442072000001"
+    # Prefixes phonenumbers would strip or reinterpret, and non-simple text, go the slow way.
+    for number, region in [
+        ("011 44 20 7200 0001", "US"),
+        ("030 123456", "DE"),
+        ("+39 06 1234 5678", None),
+        ("415.200.0001", None),
+        ("+1 415 200 0001 ext. 7", None),
+        ("＋1 415 200 0001", None),
+    ]:
+        assert simple_phone(number, region) is None
+    assert normalize_identity("phone", "030 123456", default_region="DE") == "+4930123456"
+    assert normalize_identity("phone", "+39 06 1234 5678") == "+390612345678"
+
+
+def test_the_control_character_check_is_exactly_categories_cc_and_cs() -> None:
+    import sys
+    import unicodedata
+
+    from krabs.normalize import _CC_OR_CS
+
+    for c in map(chr, range(sys.maxunicode + 1)):
+        assert (unicodedata.category(c) in ("Cc", "Cs")) == bool(_CC_OR_CS.fullmatch(c)), c

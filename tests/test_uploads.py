@@ -358,3 +358,55 @@ def test_a_queued_import_is_polled_with_job_get(
         state = http.post("/v1/job.get", json={"id": state["id"]}).json()
     assert state["status"] == "succeeded", state
     assert state["result"]["results"][0]["result"]["created"] == 2
+
+
+def test_job_get_shows_a_running_imports_progress(
+    http: httpx.Client, call: Caller, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import holds its transaction to the end, so job.get reads the counts from the process:
+    held after its first batch, the import shows rows done, total and failed; once over, none.
+    Not on SQLite: there an HTTP call, a read too, records its tool_call event in a write
+    transaction, which waits for the import's to end (the single writer)."""
+    if engine.store.is_sqlite:
+        pytest.skip("on SQLite job.get's own run event waits for the import's transaction")
+    from krabs.ops import contact_import
+    from krabs.runs.jobs import ensure_worker
+
+    real = contact_import.progress_events
+    release = threading.Event()
+
+    def held(uow: Any, total: int | None, every: float | None = None) -> Any:
+        report = real(uow, total, every)
+
+        def once(done: int, failed: int) -> None:
+            report(done, failed)
+            release.wait(30)
+
+        return once
+
+    body = "email,name\n" + "".join(f"p{n}@x.dev,P{n}\n" for n in range(1200))
+    r = upload(http, body.replace("p7@x.dev", "not-an-email").encode())  # store the file, undo
+    ref = ok(call("action.get", {"id": r.headers["X-Krabs-Action"]}))["args"]["upload"]
+    ok(call("action.undo", {"undo_token": r.json()["undo_token"]}))
+    monkeypatch.setattr(contact_import, "progress_events", held)
+    ensure_worker(engine)
+    job = http.post(
+        "/v1/run.enqueue",
+        json={"calls": [{"op": "contact.import_csv", "args": {"upload": ref}}]},
+    ).json()
+    try:
+        state, deadline = job, time.monotonic() + 30
+        while state.get("progress") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state = http.post("/v1/job.get", json={"id": job["id"]}).json()
+        assert state["status"] == "running", state
+        assert state["progress"] == {"rows_done": 501, "rows_failed": 1, "rows_total": 1200}
+    finally:
+        release.set()
+    deadline = time.monotonic() + 60
+    while state["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        state = http.post("/v1/job.get", json={"id": job["id"]}).json()
+    assert state["status"] == "succeeded", state
+    assert state["progress"] is None
+    assert state["result"]["results"][0]["result"]["created"] == 1199

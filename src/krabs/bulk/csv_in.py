@@ -33,6 +33,8 @@ SAMPLE_CHARS = 4 * 1024
 SAMPLE_LINES = 20
 #: A cell that export_csv protected against formula injection starts with ' and one of these.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: What separates several addresses in one email cell.
+_EMAIL_SEPARATORS = re.compile(r"[;,\s]+")
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     "email": ("email", "e mail", "email address", "e mail address", "mail", "emails"),
@@ -183,6 +185,28 @@ def unprotect(cell: str) -> str:
     return cell
 
 
+_FIELD, _EMAIL, _IDENTITY, _TAGS, _JSON, _ATTRIBUTE, _IGNORE = range(7)
+
+
+def _how(target: str) -> tuple[str, int]:
+    """A column's target reduced to what ``CsvReader._record`` does with a cell."""
+    if target in NAME_FIELDS or target == "stage":
+        return target, _FIELD
+    if target == "email":
+        return target, _EMAIL
+    if target in IDENTITY_KINDS:
+        return target, _IDENTITY
+    if target == "tags":
+        return target, _TAGS
+    if target == "notes":
+        return "notes", _ATTRIBUTE
+    if target == "attributes":
+        return target, _JSON
+    if target.startswith("attributes."):
+        return target.removeprefix("attributes."), _ATTRIBUTE
+    return target, _IGNORE
+
+
 class CsvReader:
     """Iterate ``(record or None, issues)`` per data row; ``columns`` and ``delimiter`` describe how
     the input was read. The header is row 1, so the first data row is row 2."""
@@ -221,6 +245,8 @@ class CsvReader:
             )
         self.region = region
         self.row = 1
+        #: Per column: its header, its target (an attribute's key) and how a cell feeds it.
+        self._plan = [(c.header, *_how(c.target)) for c in self.columns]
 
     def _header(self) -> list[str]:
         try:
@@ -259,27 +285,26 @@ class CsvReader:
                     "warning",
                 )
             )
-        for col, raw in zip(self.columns, cells, strict=False):
+        for (header, target, how), raw in zip(self._plan, cells, strict=False):
+            if not raw or how == _IGNORE:
+                continue
             cell = unprotect(raw)
             if not cell.strip():
                 continue
-            target = col.target
-            if target in NAME_FIELDS or target == "stage":
-                b.field(target, cell, col.header)
-            elif target == "email":
-                for part in re.split(r"[;,\s]+", cell):
-                    b.identity("email", part, col.header)
-            elif target in IDENTITY_KINDS:
-                b.identity(target, cell, col.header)
-            elif target == "tags":
+            if how == _FIELD:
+                b.field(target, cell, header)
+            elif how == _EMAIL:
+                for part in _EMAIL_SEPARATORS.split(cell):
+                    b.identity("email", part, header)
+            elif how == _IDENTITY:
+                b.identity(target, cell, header)
+            elif how == _TAGS:
                 for name in cell.split(";" if ";" in cell else ","):
-                    b.tag(name, col.header)
-            elif target == "notes":
-                b.attribute("notes", cell, col.header)
-            elif target == "attributes":
-                b.attributes_json(cell, col.header)
-            elif target.startswith("attributes."):
-                b.attribute(target.removeprefix("attributes."), cell, col.header)
+                    b.tag(name, header)
+            elif how == _JSON:
+                b.attributes_json(cell, header)
+            else:
+                b.attribute(target, cell, header)
         record, issues = b.finish()
         if record is not None and record.is_empty():
             return None, issues

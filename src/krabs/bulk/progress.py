@@ -15,13 +15,22 @@ from krabs.runs.hub import hub_for
 
 #: At most one event per this many seconds (and always the first batch).
 EVERY_SECONDS = 1.0
+#: Run id → the counts of the import running in it in this process, for ``job.get``: the import's
+#: own transaction commits only at the end, so its progress cannot be read from the database.
+LIVE: dict[str, dict[str, int]] = {}
+
+
+def live_progress(run_id: str | None) -> dict[str, int] | None:
+    """The counts of an import running in ``run_id`` in this process, or None."""
+    return LIVE.get(run_id) if run_id is not None else None
 
 
 def progress_events(
     uow: UnitOfWork, total: int | None, every: float | None = None
-) -> Callable[[int], None] | None:
-    """A progress callback for ``import_lines`` publishing ``import.progress`` (rows done, total)
-    to the call's run, or None when the call has no run."""
+) -> Callable[[int, int], None] | None:
+    """A progress callback for ``import_lines`` (rows done, rows failed so far) publishing
+    ``import.progress`` to the call's run and keeping ``LIVE`` current, or None when the call has
+    no run. The caller ends with ``forget(run_id)``."""
     run_id = uow.run_id
     gap = EVERY_SECONDS if every is None else every
     if run_id is None:
@@ -31,14 +40,16 @@ def progress_events(
     hub = hub_for(uow.conn.engine)
     sent = [0.0]
 
-    def report(done: int) -> None:
+    def report(done: int, failed: int) -> None:
+        counts = {"rows_done": done, "rows_failed": failed}
+        if total is not None:
+            counts["rows_total"] = max(total, done)
+        LIVE[run_id] = counts
         now = time.monotonic()
         if sent[0] and now - sent[0] < gap:
             return
         sent[0] = now
-        data = {"op": "contact.import_csv", "action_id": uow.action_id, "rows_done": done}
-        if total is not None:
-            data["rows_total"] = max(total, done)
+        data = {"op": "contact.import_csv", "action_id": uow.action_id, **counts}
         hub.publish(
             [
                 RunEvent(
@@ -55,3 +66,9 @@ def progress_events(
         )
 
     return report
+
+
+def forget(run_id: str | None) -> None:
+    """The import in ``run_id`` ended (committed, rolled back or failed)."""
+    if run_id is not None:
+        LIVE.pop(run_id, None)

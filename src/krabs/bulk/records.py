@@ -165,14 +165,15 @@ class RecordBuilder:
         text = " ".join(text.split())
         if not text:
             return
-        if len(text) > MAX_TAG_LENGTH or len(tag_key(text)) > MAX_TAG_LENGTH:
+        key = tag_key(text)
+        if len(text) > MAX_TAG_LENGTH or len(key) > MAX_TAG_LENGTH:
             self.fail(column, "too_long", f"a tag name is at most {MAX_TAG_LENGTH} characters")
             return
-        if tag_key(text).startswith("tg_"):
+        if key.startswith("tg_"):
             self.fail(column, "invalid_value", f"tag {show(text)}: names cannot start with tg_")
             return
-        if tag_key(text) not in self._tag_keys:
-            self._tag_keys.add(tag_key(text))
+        if key not in self._tag_keys:
+            self._tag_keys.add(key)
             self.record.tags.append(text)
 
     def attribute(self, key: str, value: Any, column: str | None) -> None:

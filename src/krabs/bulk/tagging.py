@@ -4,8 +4,8 @@ by ``tag_key`` among live tags, and a target carries a tag at most once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterator
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -15,6 +15,8 @@ from krabs.store.tables import tag_links, tags
 
 #: Values per IN (...) list: well under every driver's bound-parameter limit.
 CHUNK = 500
+#: The columns of the link tuples, in their order.
+LINK_COLUMNS = ("id", "account_id", "tag_id", "target_type", "target_id", "created_at")
 T = TypeVar("T")
 
 
@@ -41,17 +43,26 @@ def tag_keys_of(uow: UnitOfWork, target_ids: list[str]) -> dict[str, set[str]]:
     return out
 
 
-def attach_by_name(uow: UnitOfWork, wanted: dict[str, list[str]], target_type: str) -> int:
+def attach_by_name(
+    uow: UnitOfWork,
+    wanted: dict[str, list[str]],
+    target_type: str,
+    *,
+    unlinked: Collection[str] = (),
+    known: dict[str, str] | None = None,
+) -> int:
     """Link each target to the tags named (creating live tags that do not exist yet); links that
-    already exist are left alone. Returns the number of tags created."""
+    already exist are left alone. Returns the number of tags created. ``unlinked``: targets the
+    caller knows have no link yet (created in this call), not looked up. ``known``: tag key → live
+    tag id from earlier batches of the same call, read and extended."""
     names: dict[str, str] = {}
     for tag_names in wanted.values():
         for name in tag_names:
             names.setdefault(tag_key(name), name)
     if not names:
         return 0
-    ids: dict[str, str] = {}
-    for part in chunks(list(names)):
+    ids: dict[str, str] = {} if known is None else known
+    for part in chunks([k for k in names if k not in ids]):
         for r in uow.execute(
             sa.select(tags.c.id, tags.c.name_key).where(
                 tags.c.account_id == uow.account_id,
@@ -77,27 +88,21 @@ def attach_by_name(uow: UnitOfWork, wanted: dict[str, list[str]], target_type: s
     for row in uow.insert_compact(tags, fresh):
         ids[row["name_key"]] = row["id"]
     linked: set[tuple[str, str]] = set()
-    for part in chunks(list(wanted)):
+    for part in chunks([t for t in wanted if t not in unlinked]):
         for r in uow.execute(
             sa.select(tag_links.c.tag_id, tag_links.c.target_id).where(
                 tag_links.c.account_id == uow.account_id, tag_links.c.target_id.in_(part)
             )
         ):
             linked.add((r.tag_id, r.target_id))
-    links: list[dict[str, Any]] = []
+    links: list[tuple[str, ...]] = []
+    account, now = uow.account_id, uow.now
     for target_id, tag_names in wanted.items():
         for name in tag_names:
             tag_id = ids[tag_key(name)]
             if (tag_id, target_id) not in linked:
                 linked.add((tag_id, target_id))
-                links.append(
-                    {
-                        "id": uow.new_bulk_id(tag_links),
-                        "tag_id": tag_id,
-                        "target_type": target_type,
-                        "target_id": target_id,
-                        "created_at": uow.now,
-                    }
-                )
-    uow.insert_compact(tag_links, links)
+                link_id = uow.new_bulk_id(tag_links)
+                links.append((link_id, account, tag_id, target_type, target_id, now))
+    uow.insert_compact_values(tag_links, LINK_COLUMNS, links)
     return len(fresh)

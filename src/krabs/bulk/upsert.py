@@ -12,7 +12,7 @@ and new rows go in through ``uow.insert_many``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,9 +24,40 @@ from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import tag_key
 from krabs.ops.contact import FIELDS, _display_name
 from krabs.ops.identity import norm_hash
+from krabs.store.prepared import fast, reraise
 from krabs.store.tables import contacts, identities
 
 OnMatch = Literal["update", "skip", "create"]
+#: The columns of the value tuples ``_write`` builds, in their order.
+CONTACT_COLUMNS = (
+    "id",
+    "account_id",
+    "display_name",
+    "given_name",
+    "family_name",
+    "company",
+    "title",
+    "stage",
+    "owner",
+    "attributes",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "merged_into",
+)
+IDENTITY_COLUMNS = (
+    "id",
+    "account_id",
+    "contact_id",
+    "kind",
+    "value",
+    "normalized",
+    "norm_hash",
+    "is_primary",
+    "source",
+    "created_at",
+    "deleted_at",
+)
 BATCH = 500
 REPORT_CAP = 1000
 #: After these many batches, PostgreSQL's statistics of the growing tables are refreshed.
@@ -96,20 +127,32 @@ class Upserter:
         source: str,
         report: Report,
         track: bool = False,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
         #: With ``track``: the contact each added record went to (matched one when skipped).
         self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
         self._pending: list[Record] = []
-        #: Called after each written batch with the number of records handled so far.
+        #: Called after each written batch with the rows handled so far (records added, failed
+        #: and empty rows) and the rows failed so far.
         self.progress = progress
         self._done = 0
+        #: Rows that never became a record: failed or empty.
+        self._set_aside = 0
         self._batches = 0
+        #: Tag key → live tag id, as found or created by this call (nothing else writes meanwhile).
+        self._tag_ids: dict[str, str] = {}
 
     def fail(self, issues: list[Issue]) -> None:
         self.counts.failed += 1
+        self._set_aside += 1
+        self.report.add(issues)
+
+    def skip_empty(self, issues: list[Issue]) -> None:
+        """A row with nothing to import: counted as skipped, reported as a warning."""
+        self.counts.skipped += 1
+        self._set_aside += 1
         self.report.add(issues)
 
     def add(self, record: Record, issues: list[Issue] | None = None) -> None:
@@ -127,7 +170,8 @@ class Upserter:
         if not records:
             return
         pairs = list(dict.fromkeys((i.kind, i.norm) for r in records for i in r.identities))
-        owners = live_owner_ids(self.uow, pairs)
+        hashes: dict[str, str] = {}
+        owners = live_owner_ids(self.uow, pairs, hashes)
         existing = sorted(set(owners.values()))
         rows = fetch_contacts(self.uow, existing)
         primaries = primary_kinds(self.uow, existing)
@@ -135,7 +179,7 @@ class Upserter:
         targets: dict[str, _Target] = {}
         for record in records:
             self._row(record, owners, targets, rows, primaries, tagged)
-        self._write(list(targets.values()))
+        self._write(list(targets.values()), hashes)
         self._batches += 1
         if self._batches in ANALYZE_AT and self.uow.dialect == "postgresql":
             # The tables grow inside this one transaction, unseen by autovacuum: without fresh
@@ -144,7 +188,7 @@ class Upserter:
                 self.uow.execute(sa.text(f"ANALYZE {name}"))
         self._done += len(records)
         if self.progress is not None:
-            self.progress(self._done)
+            self.progress(self._done + self._set_aside, self.counts.failed)
 
     def _row(
         self,
@@ -229,27 +273,38 @@ class Upserter:
             set(tagged.get(cid, ())),
         )
 
-    def _write(self, targets: list[_Target]) -> None:
-        uow, now = self.uow, self.uow.now
-        new_contacts, new_idents, updates = [], [], []
+    def _write(self, targets: list[_Target], hashes: dict[str, str]) -> None:
+        uow, now, account = self.uow, self.uow.now, self.uow.account_id
+        new_contacts: list[tuple[Any, ...]] = []
+        new_idents: list[tuple[Any, ...]] = []
+        updates = []
+        fresh: set[str] = set()
         for t in targets:
+            v = t.values
             if t.row is None:
+                fresh.add(t.id)
                 first = t.new_idents[0].value if t.new_idents else None
-                name = _display_name(t.values, []) or (first[:400] if first else None)
+                name = _display_name(v, []) or (first[:400] if first else None)
                 new_contacts.append(
-                    {
-                        "id": t.id,
-                        **{f: t.values.get(f) for f in FIELDS},
-                        "display_name": name,
-                        "attributes": t.attributes,
-                        "created_at": now,
-                        "updated_at": now,
-                        "deleted_at": None,
-                        "merged_into": None,
-                    }
+                    (
+                        t.id,
+                        account,
+                        name,
+                        v.get("given_name"),
+                        v.get("family_name"),
+                        v.get("company"),
+                        v.get("title"),
+                        v.get("stage"),
+                        v.get("owner"),
+                        t.attributes,
+                        now,
+                        now,
+                        None,
+                        None,
+                    )
                 )
             elif t.dirty:
-                changes = {f: v for f, v in t.values.items() if t.row[f] != v}
+                changes = {f: x for f, x in v.items() if t.row[f] != x}
                 if t.attributes != (t.row["attributes"] or {}):
                     changes["attributes"] = t.attributes
                 updates.append((t.row, {**changes, "updated_at": now}))
@@ -257,24 +312,30 @@ class Upserter:
                 primary = ident.kind not in t.primaries
                 t.primaries.add(ident.kind)
                 new_idents.append(
-                    {
-                        "id": uow.new_bulk_id(identities),
-                        "contact_id": t.id,
-                        "kind": ident.kind,
-                        "value": ident.value,
-                        "normalized": ident.norm,
-                        "norm_hash": norm_hash(ident.norm),
-                        "is_primary": primary,
-                        "source": self.source,
-                        "created_at": now,
-                        "deleted_at": None,
-                    }
+                    (
+                        uow.new_bulk_id(identities),
+                        account,
+                        t.id,
+                        ident.kind,
+                        ident.value,
+                        ident.norm,
+                        hashes.get(ident.norm) or norm_hash(ident.norm),
+                        primary,
+                        self.source,
+                        now,
+                        None,
+                    )
                 )
-        uow.insert_compact(contacts, new_contacts)
-        uow.insert_compact(identities, new_idents)
-        attach_by_name(uow, {t.id: t.new_tags for t in targets if t.new_tags}, "contact")
-        for before, values in updates:
-            uow.update_bulk(contacts, before, values)
+        uow.insert_compact_values(contacts, CONTACT_COLUMNS, new_contacts)
+        uow.insert_compact_values(identities, IDENTITY_COLUMNS, new_idents)
+        attach_by_name(
+            uow,
+            {t.id: t.new_tags for t in targets if t.new_tags},
+            "contact",
+            unlinked=fresh,
+            known=self._tag_ids,
+        )
+        uow.update_bulk_many(contacts, updates)
 
 
 def _fill(t: _Target, rec: Record) -> bool:
@@ -297,28 +358,58 @@ def _fill(t: _Target, rec: Record) -> bool:
     return changed
 
 
-def live_owner_ids(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+def live_owner_ids(
+    uow: UnitOfWork, pairs: list[tuple[str, str]], hashes: dict[str, str] | None = None
+) -> dict[tuple[str, str], str]:
     """Which live contact owns each (kind, normalized) pair: one indexed ``IN`` query per kind and
-    chunk (the unique index leads with account, kind, norm_hash)."""
+    chunk (the unique index leads with account, kind, norm_hash). ``hashes`` (normalized →
+    norm_hash) is filled as a side effect, for the caller's inserts."""
+    hashes = {} if hashes is None else hashes
     by_kind: dict[str, list[str]] = {}
     for kind, norm in pairs:
-        by_kind.setdefault(kind, []).append(norm_hash(norm))
+        h = hashes.get(norm)
+        if h is None:
+            h = hashes[norm] = norm_hash(norm)
+        by_kind.setdefault(kind, []).append(h)
     wanted = set(pairs)
     out: dict[tuple[str, str], str] = {}
     t = identities
-    for kind, hashes in by_kind.items():
-        for part in chunks(hashes):
-            for r in uow.execute(
-                sa.select(t.c.contact_id, t.c.normalized).where(
-                    t.c.account_id == uow.account_id,
-                    t.c.kind == kind,
-                    t.c.norm_hash.in_(part),
-                    t.c.deleted_at.is_(None),
-                )
-            ):
-                if (kind, r.normalized) in wanted:
-                    out[(kind, r.normalized)] = r.contact_id
+    for kind, kind_hashes in by_kind.items():
+        for part in chunks(kind_hashes):
+            found = _owner_rows(uow, kind, part)
+            rows: Sequence[Any] = found if found is not None else []
+            if found is None:
+                rows = uow.execute(
+                    sa.select(t.c.contact_id, t.c.normalized).where(
+                        t.c.account_id == uow.account_id,
+                        t.c.kind == kind,
+                        t.c.norm_hash.in_(part),
+                        t.c.deleted_at.is_(None),
+                    )
+                ).all()
+            for contact_id, normalized in rows:
+                if (kind, normalized) in wanted:
+                    out[(kind, normalized)] = contact_id
     return out
+
+
+def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> list[Any] | None:
+    """The owner query on SQLite's driver (the import runs it a few thousand times; SQLAlchemy's
+    per-row result handling cost more than the lookup), or None elsewhere."""
+    conn = uow.conn
+    if not fast(conn):
+        return None
+    sql = (
+        "SELECT contact_id, normalized FROM identities WHERE account_id = ? AND kind = ? "
+        f"AND norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL"
+    )
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    args = (uow.account_id, kind, *part)
+    try:
+        return list(raw.execute(sql, args).fetchall())
+    except Exception as exc:
+        reraise(conn, sql, args, exc)
 
 
 def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:

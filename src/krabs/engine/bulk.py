@@ -89,6 +89,19 @@ class BulkCreate:
         self.count += 1
         self.last = max(self.last, row_id)
 
+    def add_many(self, row_ids: list[str]) -> None:
+        """``add`` for many ids at once: the block's ids share its prefix and lie between its first
+        and last issued id, and every string between two ids with a common prefix has it too, so
+        checking the smallest and largest covers them all."""
+        if not row_ids:
+            return
+        low, high = min(row_ids), max(row_ids)
+        for edge in (low, high):
+            if not edge.startswith(self.block.prefix) or not self.block.owns(edge):
+                raise ValueError(f"insert_compact: {edge} was not made by new_bulk_id")
+        self.count += len(row_ids)
+        self.last = max(self.last, high)
+
     def to_dict(self) -> dict[str, Any]:
         """The audit payload entry; ``compact`` tells undo to delete the id range."""
         return {

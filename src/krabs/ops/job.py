@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from krabs.bulk.progress import live_progress
 from krabs.contract.errors import not_found
 from krabs.contract.ids import new_id
 from krabs.contract.models import Args, Name, Out, id_field
@@ -29,6 +30,11 @@ class JobOut(Out):
     finished_at: str | None
     result: dict[str, Any] | None = Field(
         description="Once finished: `summary` and `results` (one per call: op, ok, result or error)."
+    )
+    progress: dict[str, int] | None = Field(
+        None,
+        description="While running a contact.import_csv on the node answering: `rows_done`, "
+        "`rows_total` (physical lines; quoted line breaks overcount) and `rows_failed` so far.",
     )
 
 
@@ -104,8 +110,10 @@ class JobGet(Args):
     examples=(Example({"id": "job_01HG7Z4X9Q8M2N7P3R5T6V8W"}),),
 )
 def get(uow: UnitOfWork, args: JobGet) -> dict[str, Any]:
-    """Poll until `status` is `succeeded` or `failed`; `result.results` has one entry per call."""
+    """Poll until `status` is `succeeded` or `failed`; `result.results` has one entry per call.
+    While a job's contact.import_csv runs, `progress` counts its rows (done, total, failed)."""
     row = uow.fetch(jobs, args.id)
     if row is None:
         raise not_found("job", args.id)
-    return job_object(row)
+    running = row["status"] == "running"
+    return {**job_object(row), "progress": live_progress(row["run_id"]) if running else None}
