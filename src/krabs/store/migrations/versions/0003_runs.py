@@ -29,7 +29,7 @@ def downgrade() -> None:
 
 
 def _upgrade_approvals_jobs() -> None:
-    """Approval gates and background jobs (keep identical to store/tables.py)."""
+    """Approval gates and background jobs (keep identical to store/tables/)."""
     op.create_table(
         "approval_policies",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -123,7 +123,7 @@ _RUN_COUNTERS = (
 
 def _upgrade_events() -> None:
     """The run's event counter and stats on ``runs``, and ``run_events`` (keep identical to
-    store/tables.py)."""
+    store/tables/)."""
     with op.batch_alter_table("runs", schema=None) as batch_op:
         for name in _RUN_COUNTERS:
             batch_op.add_column(
