@@ -118,6 +118,61 @@ def test_an_export_of_an_erased_contact_verifies_but_a_dropped_payload_does_not(
         assert exc.seq == 4 and "not erased" in exc.reason
 
 
+def test_a_forged_or_dropped_erasure_row_is_tampering(call, engine, account):
+    """Erasure rows live outside the hashed records, so the contact.erased record commits to the
+    set it erased: a payload deleted and excused by a forged row, pointed at any record, fails."""
+    gone = ok(call("contact.create", {"display_name": "Erase Me", "title": "Old"}))
+    ok(call("contact.update", {"id": gone["id"], "title": "New"}))
+    ok(call("contact.delete", {"id": gone["id"], "erase": True}))  # seq 3; contact.erased is #4
+    ok(call("contact.create", {"display_name": "Keep Me"}))  # seq 5
+    e, a, p = erasure.contact_erasures, audit_actions, audit_payloads
+    acct = account.account_id
+
+    def digest_of(seq: int) -> str:
+        with engine.store.connect(write=False) as conn:
+            return str(
+                conn.execute(
+                    sa.select(a.c.payload_digest).where(a.c.account_id == acct, a.c.seq == seq)
+                ).scalar_one()
+            )
+
+    def verify() -> Tampered | None:
+        with engine.store.connect(write=False) as conn:
+            try:
+                verify_log(from_database(conn, acct), workers=1)
+            except Tampered as exc:
+                return exc
+        return None
+
+    assert verify() is None
+    kept = digest_of(5)
+    for forged_at in (4, 2):  # the real contact.erased record; any other record
+        with engine.store.transaction() as conn:
+            body = conn.execute(
+                sa.select(p).where(p.c.account_id == acct, p.c.digest == kept)
+            ).one()
+            conn.execute(p.delete().where(p.c.account_id == acct, p.c.digest == kept))
+            conn.execute(
+                e.insert().values(
+                    account_id=acct,
+                    payload_digest=kept,
+                    contact_id=gone["id"],
+                    action_id="act_forged",
+                    erased_seq=forged_at,
+                )
+            )
+        caught = verify()
+        assert caught is not None and caught.seq == forged_at, caught
+        with engine.store.transaction() as conn:  # put it back as it was
+            conn.execute(e.delete().where(e.c.account_id == acct, e.c.payload_digest == kept))
+            conn.execute(p.insert().values(**body._mapping))
+        assert verify() is None
+    with engine.store.transaction() as conn:  # a real erasure row dropped (its payload stays gone)
+        conn.execute(e.delete().where(e.c.account_id == acct, e.c.payload_digest == digest_of(2)))
+    caught = verify()
+    assert caught is not None and caught.seq in (2, 4), caught
+
+
 def test_erase_is_a_strict_flag(call):
     contact = ok(call("contact.create", {"display_name": "Strict"}))
     for hostile in ("yes", "true", 1, 0, None, [], {}, 1.0):

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from krabs.audit.verify_work import ERASED_OP, erased_set_digest
 from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
 from krabs.store.tables import (
@@ -38,7 +39,6 @@ from krabs.store.tables import (
 
 ERASED = "[erased]"
 #: The record that follows an erasing call in the log; erased payloads are "erased at" its seq.
-ERASED_OP = "contact.erased"
 #: Calls whose own payload must not be stored: action id -> contact id (set by the handler, taken by
 #: ``krabs.audit.log.append`` in the same call).
 _pending: dict[str, str] = {}
@@ -199,8 +199,16 @@ AppendFn = Callable[..., dict[str, Any]]
 def append_erased(
     uow: UnitOfWork, contact_id: str, action_id: str, erasing: dict[str, Any], append: AppendFn
 ) -> dict[str, Any]:
-    """After the erasing call's record: the ``contact.erased`` record (ids only), and every payload
-    the call erased, its own included, is "erased at" that record's seq."""
+    """After the erasing call's record: the ``contact.erased`` record (ids only, and the digest of
+    the set of payloads it erased), and every payload the call erased, its own included, is "erased
+    at" that record's seq."""
+    e = contact_erasures
+    earlier = uow.conn.execute(
+        sa.select(e.c.payload_digest).where(
+            e.c.account_id == uow.account_id, e.c.action_id == action_id
+        )
+    ).scalars()
+    erased = {str(d) for d in earlier} | {str(erasing["payload_digest"])}
     record = append(
         uow,
         new_id("action"),
@@ -211,8 +219,8 @@ def append_erased(
         None,
         None,
         None,
+        extra={"erased": {"count": len(erased), "digest": erased_set_digest(erased)}},
     )
-    e = contact_erasures
     uow.conn.execute(
         e.insert().values(
             account_id=uow.account_id,

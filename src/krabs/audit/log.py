@@ -119,6 +119,7 @@ def _append(
     undo_of: str | None,
     *,
     keep: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     conn = uow.conn
     rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
@@ -150,6 +151,7 @@ def _append(
         "payload_digest": payload_digest,
         "undo_of": undo_of,
         "prev_hash": head_hash,
+        **(extra or {}),
     }
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)

@@ -36,6 +36,7 @@ from krabs.audit.verify_work import (
     check_payload_lines,
     check_payloads,
     check_range,
+    erased_set_digest,
 )
 
 GENESIS = bytes(32)
@@ -162,6 +163,7 @@ class _Log:
         self.leaves, self.own, self.prev, self.payload = (bytearray() for _ in range(4))
         self.present = bytearray()
         self.rotations: dict[int, str | None] = {}
+        self.erasures: dict[int, Any] = {}
         self.n = 0
         self.taken = 0
         self.far: list[tuple[int, bytes, bytes, bytes, bytes]] = []
@@ -180,6 +182,7 @@ class _Log:
         """Take a batch's records; returns the seqs already taken (or impossible)."""
         seqs = c.seqs
         self.rotations.update(c.rotations)
+        self.erasures.update(c.erasures)
         if not seqs:
             return []
         lo, k = seqs[0], len(seqs)
@@ -301,6 +304,7 @@ def verify_log(
         lambda: _check_chain(log, ranges, run_id, report),
         lambda: _check_keys(log, ranges, pins),
         lambda: _check_payloads(data, log, report, procs),
+        lambda: _check_erasures(data, log),
         lambda: None if gaps >= 0 else _check_checkpoints(data, ranges, log, since, report),
     ):
         try:
@@ -452,6 +456,24 @@ def _check_checkpoints(
         ):
             raise Tampered(note.size, f"{which}: row differs from its signed note")
     report.checkpoints = len(cps)
+
+
+def _check_erasures(data: LogData, log: _Log) -> None:
+    """Every erasure row points at a ``contact.erased`` record, and each such record's committed
+    set is exactly the rows pointing at it: an erasure row slipped in to excuse a deleted payload,
+    or one dropped, is tampering."""
+    by_seq: dict[int, set[str]] = {}
+    for d, seq in data.erased.items():
+        by_seq.setdefault(seq, set()).add(d)
+    for seq in sorted(by_seq):
+        committed = log.erasures.get(seq)
+        if committed is None:
+            raise Tampered(seq, "erasure rows point at a record that is not a contact.erased")
+        found = by_seq[seq]
+        if committed != {"count": len(found), "digest": erased_set_digest(found)}:
+            raise Tampered(
+                seq, "erasure rows differ from the set the contact.erased record committed to"
+            )
 
 
 def _rotated_from(log: _Log, ranges: list[KeyRange], new: KeyRange) -> KeyRange | None:

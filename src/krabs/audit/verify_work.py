@@ -20,6 +20,15 @@ from typing import Any
 from krabs.audit.signing import verify as verify_signature
 
 ROTATION_OP = "audit.key_rotated"
+#: The record a GDPR erasure appends; its ``erased`` field commits to the set of payloads erased.
+ERASED_OP = "contact.erased"
+
+
+def erased_set_digest(digests: Iterable[str]) -> str:
+    """What a ``contact.erased`` record commits to: SHA-256 over the sorted commitments of the
+    payloads it erased (commitments are salted HMACs, so this says nothing of their contents).
+    Verify recomputes it from the erasure rows, so a forged or dropped erasure row shows."""
+    return sha256("\n".join(sorted(digests)).encode()).hexdigest()
 _ZERO = bytes(32)
 _DECODER = json.JSONDecoder()
 
@@ -63,6 +72,8 @@ class Checked:
     payload: bytearray = field(default_factory=bytearray)
     #: seq -> result digest of each key-rotation record.
     rotations: dict[int, str | None] = field(default_factory=dict)
+    #: seq -> the ``erased`` field (count and set digest) of each ``contact.erased`` record.
+    erasures: dict[int, Any] = field(default_factory=dict)
     errors: list[tuple[int, str]] = field(default_factory=list)
     signed: int = 0
     #: Records of the run asked about (``Context.run_id``).
@@ -144,8 +155,11 @@ def check_rows(rows: Iterable[Row], ctx: Context) -> Checked:
                                 "signature does not match the record (record or signature altered)",
                             )
                         )
-        if record.get("op") == ROTATION_OP:
+        op = record.get("op")
+        if op == ROTATION_OP:
             out.rotations[seq] = record.get("result_digest")
+        elif op == ERASED_OP:
+            out.erasures[seq] = record.get("erased")
         if run_id is not None and record.get("run") == run_id:
             out.run_records += 1
         seqs.append(seq)
