@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from krabs.audit import checkpoint, erasure, merkle, signing
-from krabs.audit.canonical import canonical, digest, sha256_hex
+from krabs.audit.canonical import canonical, sha256_hex
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
 from krabs.store.prepared import Prepared
@@ -89,8 +89,21 @@ def append(
     assert rows is not None and len(rows) == 1, "every account has a chain head"
     head_seq, head_hash = rows[0]
     seq = int(head_seq) + 1
-    payload = {"args": args, "result": result, "changes": [c.to_dict() for c in uow.changes]}
-    payload_bytes = canonical(payload)
+    # RFC 8785 composes (an object is its sorted members, each canonical), so the payload is spliced
+    # from its parts and the result, which also has its own digest, is encoded once.
+    result_bytes = canonical(result)
+    payload_bytes = b"".join(
+        (
+            b'{"args":',
+            canonical(args),
+            b',"changes":',
+            canonical([c.to_dict() for c in uow.changes]),
+            b',"result":',
+            result_bytes,
+            b"}",
+        )
+    )
+    uow.encoded_result = (result, result_bytes)
     payload_digest = sha256_hex(payload_bytes)
     targets = list(dict.fromkeys(c.id for c in uow.changes))
     record: dict[str, Any] = {
@@ -103,7 +116,7 @@ def append(
         "run": uow.run_id,
         "op": op,
         "targets": targets,
-        "result_digest": digest(result),
+        "result_digest": sha256_hex(result_bytes),
         "payload_digest": payload_digest,
         "undo_of": undo_of,
         "prev_hash": head_hash,

@@ -10,7 +10,6 @@ rolls back only its own savepoint), while the batch pays for one ``COMMIT``."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import threading
@@ -41,6 +40,9 @@ class Store:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         elif self.dialect == "sqlite":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4)
+            # The driver's per-connection cache of parsed statements (128 by default): a write
+            # runs ~16 of them and the whole registry several hundred; a miss re-parses the SQL.
+            kwargs["connect_args"] = {"cached_statements": 1024}
         # JSON columns keep sorted keys: undo writes rows back from (key-sorted) audit images, and a
         # restored row must equal the original byte for byte.
         kwargs["json_serializer"] = _sorted_json
@@ -163,28 +165,37 @@ def _sorted_json(value: Any) -> str:
 class Savepoint:
     """A SAVEPOINT issued on the driver: SQLAlchemy's ``begin_nested`` compiles and executes two
     statements through its full machinery, which costs more than the rest of a small write's SQL.
-    Used (on SQLite) for each call in a group commit; nests correctly with ``begin_nested``."""
+    Used (on SQLite) for each call in a group commit; nests correctly with ``begin_nested``.
 
-    _names = itertools.count()
+    Named by nesting depth on its connection, not uniquely: the same few SQL texts stay in the
+    driver's statement cache instead of being parsed anew for every call. Releasing one releases
+    any left open inside it (SQLite's rule), so the depth is reset to the released one's."""
+
+    _DEPTH = "krabs_savepoint_depth"
 
     def __init__(self, conn: Connection) -> None:
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        self._raw = raw
-        self._name = f"krabs_sp_{next(self._names)}"
+        self._raw, self._info = raw, conn.connection.info
+        self._depth = int(self._info.get(self._DEPTH, 0)) + 1
+        self._name = f"krabs_sp_{self._depth}"
         self._active = True
         raw.execute(f"SAVEPOINT {self._name}")
+        self._info[self._DEPTH] = self._depth
+
+    def _release(self) -> None:
+        self._active = False
+        self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+        self._info[self._DEPTH] = self._depth - 1
 
     def commit(self) -> None:
         if self._active:
-            self._active = False
-            self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+            self._release()
 
     def rollback(self) -> None:
         if self._active:
-            self._active = False
             self._raw.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
-            self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+            self._release()
 
     def __enter__(self) -> Savepoint:
         return self
@@ -228,3 +239,4 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("krabs_write") else "BEGIN")
+        conn.info[Savepoint._DEPTH] = 0  # whatever a failed transaction left is gone with it

@@ -10,6 +10,7 @@ outside a transaction, the statement goes through SQLAlchemy as usual."""
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
@@ -20,7 +21,7 @@ from sqlalchemy.engine.result import IteratorResult, Result, SimpleResultMetaDat
 
 
 class _Compiled:
-    __slots__ = ("defaults", "names", "processors", "sql")
+    __slots__ = ("converted", "defaults", "getter", "names", "processors", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
@@ -37,8 +38,31 @@ class _Compiled:
             for n in self.names
             if compiled.binds[n].value is not None or compiled.binds[n].callable is not None
         }
+        #: Statements without defaults (every hot one) have their parameters picked out in C, then
+        #: the few with a type processor (JSON) converted: ``bind`` runs for every statement of
+        #: every write.
+        self.getter: Callable[[Mapping[str, Any]], Any] | None = None
+        self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (i, p) for i, p in enumerate(self.processors) if p is not None
+        )
+        if self.names and not self.defaults:
+            self.getter = operator.itemgetter(*self.names)
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        getter = self.getter
+        if getter is not None:
+            try:
+                picked = getter(params)
+            except KeyError:
+                pass  # fall through: the same missing parameter, reported as before
+            else:
+                values: tuple[Any, ...] = (picked,) if len(self.names) == 1 else picked
+                if not self.converted:
+                    return values
+                converted = list(values)
+                for i, convert in self.converted:
+                    converted[i] = convert(converted[i])
+                return tuple(converted)
         defaults = self.defaults
         out = []
         for name, proc in zip(self.names, self.processors, strict=True):

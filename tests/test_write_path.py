@@ -1,0 +1,97 @@
+"""The write path's shared encodings: the audit payload is spliced from canonical parts and the
+stored idempotent response reuses the audit's encoding of the result. Both must stay exactly what
+encoding each value on its own gives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import rfc8785
+import sqlalchemy as sa
+
+from conftest import ok
+from krabs.store.tables import audit_actions, audit_payloads, idempotency_keys, run_events
+
+
+def test_payload_record_and_stored_response_are_the_canonical_encodings(engine, account, call):
+    # A float and a non-ASCII key send the result down rfc8785's own path, the rest down the fast one.
+    args = {
+        "display_name": "Zoë \u2028 Ω",
+        "attributes": {"score": 1.5, "ünï": ["x", None, True, 10**15]},
+        "identities": [{"kind": "email", "value": "zoe.payload@example.com"}],
+    }
+    first = call("contact.create", args, idem="splice-1")
+    result = ok(first)
+    with engine.store.connect(write=False) as conn:
+        action = conn.execute(
+            sa.select(audit_actions).where(audit_actions.c.id == first.action_id)
+        ).one()
+        body = conn.execute(
+            sa.select(audit_payloads.c.body).where(
+                audit_payloads.c.account_id == account.account_id,
+                audit_payloads.c.digest == action.payload_digest,
+            )
+        ).scalar_one()
+        stored = conn.execute(
+            sa.select(idempotency_keys.c.response).where(
+                idempotency_keys.c.account_id == account.account_id,
+                idempotency_keys.c.key == "splice-1",
+            )
+        ).scalar_one()
+        event = conn.execute(
+            sa.select(run_events.c.data).where(run_events.c.action_id == first.action_id)
+        ).scalar_one()
+    payload = json.loads(body)
+    assert body.encode() == rfc8785.dumps(payload)
+    assert hashlib.sha256(body.encode()).hexdigest() == action.payload_digest
+    assert payload["result"] == result and payload["args"]["attributes"] == args["attributes"]
+    assert [c["table"] for c in payload["changes"]] == ["contacts", "identities"]
+    record = json.loads(action.record)
+    assert record["result_digest"] == hashlib.sha256(rfc8785.dumps(result)).hexdigest()
+    assert json.loads(stored) == result
+    assert json.loads(event)["result"] == result
+    again = call("contact.create", args, idem="splice-1")
+    assert again.replayed and ok(again) == result and again.action_id == first.action_id
+
+
+def test_savepoints_named_by_depth_nest_roll_back_and_release_what_they_hold(tmp_path):
+    from krabs.store.db import Savepoint, Store
+
+    store = Store(f"sqlite:///{tmp_path}/sp.db")
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+        seen: list[str] = []
+        with store.batch():
+            conn = store._local.batch
+            conn.connection.dbapi_connection.set_trace_callback(seen.append)
+            for round_ in range(3):
+                outer = store.begin(conn)
+                assert isinstance(outer, Savepoint)
+                conn.exec_driver_sql(f"INSERT INTO t VALUES ({round_ * 10 + 1})")
+                inner = store.begin(conn)
+                conn.exec_driver_sql(f"INSERT INTO t VALUES ({round_ * 10 + 2})")
+                inner.rollback()
+                left_open = store.begin(conn)  # never settled: the outer release takes it along
+                conn.exec_driver_sql(f"INSERT INTO t VALUES ({round_ * 10 + 3})")
+                del left_open
+                outer.commit()
+            failed = store.begin(conn)
+            conn.exec_driver_sql("INSERT INTO t VALUES (99)")
+            failed.rollback()
+            conn.connection.dbapi_connection.set_trace_callback(None)
+        with store.engine.connect() as conn:
+            values = sorted(r[0] for r in conn.exec_driver_sql("SELECT v FROM t"))
+        assert values == [1, 3, 11, 13, 21, 23]
+        savepoints = {s for s in seen if "SAVEPOINT" in s}
+        assert savepoints == {
+            "SAVEPOINT krabs_sp_1",
+            "SAVEPOINT krabs_sp_2",
+            "ROLLBACK TO SAVEPOINT krabs_sp_2",
+            "RELEASE SAVEPOINT krabs_sp_2",
+            "RELEASE SAVEPOINT krabs_sp_1",
+            "ROLLBACK TO SAVEPOINT krabs_sp_1",
+        }
+    finally:
+        store.dispose()
