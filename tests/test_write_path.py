@@ -95,3 +95,21 @@ def test_savepoints_named_by_depth_nest_roll_back_and_release_what_they_hold(tmp
         }
     finally:
         store.dispose()
+
+
+def test_record_signatures_are_the_ed25519_signatures_cryptography_makes(tmp_path):
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from krabs.audit.signing import SigningKey, verify
+
+    for _ in range(20):
+        seed = os.urandom(32)
+        key = SigningKey.from_seed(seed)
+        reference = Ed25519PrivateKey.from_private_bytes(seed)
+        for message in (b"", os.urandom(32), os.urandom(1000)):
+            signature = key.sign(message)
+            assert signature == reference.sign(message)
+            assert verify(key.public, signature, message)
+            assert not verify(key.public, signature, message + b"x")
