@@ -33,26 +33,28 @@ class _Compiled:
         self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
             procs.get(n) for n in self.names
         )
+        # A bind's own value (a literal such as the 1 of ``last_seq + 1``) unless the caller gives
+        # one; an INSERT's column binds are ``required`` and have none.
         self.defaults: dict[str, Any] = {
             n: compiled.binds[n].effective_value
             for n in self.names
-            if compiled.binds[n].value is not None or compiled.binds[n].callable is not None
+            if not compiled.binds[n].required
+            and (compiled.binds[n].value is not None or compiled.binds[n].callable is not None)
         }
-        #: Statements without defaults (every hot one) have their parameters picked out in C, then
-        #: the few with a type processor (JSON) converted: ``bind`` runs for every statement of
-        #: every write.
+        #: The parameters are picked out in C (over the defaults, if any), then the few with a
+        #: type processor (JSON) converted: ``bind`` runs for every statement of every write.
         self.getter: Callable[[Mapping[str, Any]], Any] | None = None
         self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
             (i, p) for i, p in enumerate(self.processors) if p is not None
         )
-        if self.names and not self.defaults:
+        if self.names:
             self.getter = operator.itemgetter(*self.names)
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         getter = self.getter
         if getter is not None:
             try:
-                picked = getter(params)
+                picked = getter({**self.defaults, **params} if self.defaults else params)
             except KeyError:
                 pass  # fall through: the same missing parameter, reported as before
             else:
