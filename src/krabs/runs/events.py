@@ -21,6 +21,8 @@ from krabs.engine.uow import utcnow
 from krabs.store.prepared import Prepared
 from krabs.store.tables import run_events, runs
 
+#: Compact JSON of an event's data, by one encoder (``json.dumps`` with options builds one per call).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 #: Where a connection keeps the events it appended until they are published (or dropped).
 PENDING = "krabs_run_events"
 #: The ``pg_notify`` channel prefix; the schema name completes it (test schemas share a database).
@@ -200,7 +202,7 @@ def _insert(
     agent_id: str,
     status: str,
 ) -> int:
-    text = json.dumps(data, separators=(",", ":"), default=str)
+    text = _encode(data)
     latency = data.get("latency_ms")
     values = {
         "account_id": account_id,

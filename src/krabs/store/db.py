@@ -158,8 +158,12 @@ class Store:
         self.engine.dispose()
 
 
+_sorted_encoder = json.JSONEncoder(sort_keys=True)
+
+
 def _sorted_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    """``json.dumps(value, sort_keys=True)``, by one encoder instead of a new one per value."""
+    return _sorted_encoder.encode(value)
 
 
 class Savepoint:
