@@ -113,3 +113,54 @@ def test_record_signatures_are_the_ed25519_signatures_cryptography_makes(tmp_pat
             assert signature == reference.sign(message)
             assert verify(key.public, signature, message)
             assert not verify(key.public, signature, message + b"x")
+
+
+def test_a_call_failing_after_its_audit_append_leaves_the_batch_chain_intact(tmp_path, monkeypatch):
+    """In a group commit each write takes the audit head the previous one left in the batch's
+    memo; a call rolled back after appending must not leave its head there."""
+    from conftest import test_settings
+    from krabs.accounts import create_account
+    from krabs.audit.log import GENESIS
+    from krabs.audit.sources import from_database
+    from krabs.audit.verify import verify_log
+    from krabs.engine import Engine
+    from krabs.runs import record
+    from krabs.store.db import Store
+    from krabs.store.migrate import migrate
+    from test_group_commit import create, in_one_batch, rows
+
+    store = Store(f"sqlite:///{tmp_path}/memo.db")
+    migrate(store)
+    engine = Engine(store, test_settings(data_dir=tmp_path))
+    try:
+        acct = create_account(store, "Memo")
+        real = record.append_event
+
+        def append_event(conn, **kw):  # the event step runs after the audit append
+            if kw["data"]["args"].get("display_name") == "fails late":
+                raise RuntimeError("the event could not be stored")
+            return real(conn, **kw)
+
+        monkeypatch.setattr(record, "append_event", append_event)
+        requests = [
+            create(acct),
+            create(acct),
+            create(acct, display_name="fails late"),
+            create(acct),
+            create(acct, dry_run=True),
+            create(acct),
+        ]
+        outcomes = in_one_batch(engine, requests)
+        assert outcomes[2].error is not None and outcomes[2].error.code == "internal"
+        written = [outcomes[i].action_id for i in (0, 1, 3, 5)]
+        assert all(written)
+        actions = sorted(rows(store, audit_actions, acct.account_id), key=lambda r: r.seq)
+        assert [a.id for a in actions] == written and [a.seq for a in actions] == [1, 2, 3, 4]
+        prev = GENESIS
+        for action in actions:
+            assert action.prev_hash == prev
+            prev = action.hash
+        with store.connect(write=False) as conn:
+            assert verify_log(from_database(conn, acct.account_id), workers=1).records == 4
+    finally:
+        store.dispose()

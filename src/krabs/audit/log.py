@@ -15,6 +15,7 @@ from krabs.audit import checkpoint, erasure, merkle, signing
 from krabs.audit.canonical import canonical, sha256_hex
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
+from krabs.store.db import Store
 from krabs.store.prepared import Prepared
 from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
 
@@ -85,9 +86,14 @@ def append(
 ) -> dict[str, Any]:
     """Append one action to the caller's chain and return its record (with ``hash``)."""
     conn = uow.conn
-    rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
-    assert rows is not None and len(rows) == 1, "every account has a chain head"
-    head_seq, head_hash = rows[0]
+    # In a group commit the previous write of the account left its head in the batch's memo.
+    memo = Store.batch_memo(conn)
+    head = memo.get(("audit_head", uow.account_id)) if memo is not None else None
+    if head is None:
+        rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
+        assert rows is not None and len(rows) == 1, "every account has a chain head"
+        head = rows[0]
+    head_seq, head_hash = head
     seq = int(head_seq) + 1
     # RFC 8785 composes (an object is its sorted members, each canonical), so the payload is spliced
     # from its parts and the result, which also has its own digest, is encoded once.
@@ -166,6 +172,8 @@ def append(
             ],
         )
     _MOVE_HEAD.execute(conn, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
+    if memo is not None:
+        memo[("audit_head", uow.account_id)] = (seq, record_hash)
     if signed and not uow.dry_run:  # a dry-run's checkpoint would be rolled back, yet remembered
         checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
     if erasing is not None:

@@ -22,6 +22,15 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("krabs.store")
 
+#: ``conn.info`` key of a group commit's memo (``Store.batch_memo``).
+BATCH_MEMO = "krabs_batch_memo"
+
+
+def _forget_memo(conn: Connection, *_args: Any) -> None:
+    memo = conn.info.get(BATCH_MEMO)
+    if memo:
+        memo.clear()
+
 
 def _normalize_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -116,6 +125,15 @@ class Store:
         else:
             hooks.append(fn)
 
+    @staticmethod
+    def batch_memo(conn: Connection) -> dict[Any, Any] | None:
+        """Inside a group commit, a dict for facts the batch's calls can pass on to the next
+        (the audit head each write moved), or None. No other writer can change the database
+        while the batch holds it; every rollback on the connection (a call's savepoint, a nested
+        one, the batch) empties it, so what it holds is always what the database holds."""
+        memo: dict[Any, Any] | None = conn.info.get(BATCH_MEMO)
+        return memo
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[Callable[[], bool]]:
         """One SQLite write transaction for many calls (group commit); see the module docstring.
@@ -134,6 +152,7 @@ class Store:
                 return bool(raw.in_transaction)
 
             self._local.batch, self._local.after_commit = conn, hooks
+            conn.info[BATCH_MEMO] = {}
             try:
                 yield intact
                 self._local.batch = self._local.after_commit = None
@@ -142,6 +161,7 @@ class Store:
                 tx.commit()
             finally:
                 self._local.batch = self._local.after_commit = None
+                conn.info.pop(BATCH_MEMO, None)
                 if conn.in_transaction():
                     conn.rollback()
         for fn in hooks:
@@ -200,6 +220,9 @@ class Savepoint:
         if self._active:
             self._raw.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
             self._release()
+            memo = self._info.get(BATCH_MEMO)
+            if memo:
+                memo.clear()
 
     def __enter__(self) -> Savepoint:
         return self
@@ -239,6 +262,11 @@ def _configure_sqlite(engine: Engine) -> None:
         ):
             cur.execute(pragma)
         cur.close()
+
+    # SQLAlchemy's own rollbacks (a nested ``begin_nested`` in a handler, a whole transaction)
+    # empty a group commit's memo like ``Savepoint.rollback`` does.
+    event.listen(engine, "rollback", _forget_memo)
+    event.listen(engine, "rollback_savepoint", _forget_memo)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
