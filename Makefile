@@ -24,8 +24,9 @@ lint: install
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# Two workers: the suite is mostly CPU-bound and every test owns its files, schema and port.
 test: install lint browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 bench: install
 	$(PY) bench/http_write.py

@@ -23,7 +23,8 @@ from krabs.bulk.restore import RestoreError, restore_archive
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.store.db import Store
 from krabs.store.migrate import migrate
-from krabs.store.tables import audit_actions, audit_heads
+from krabs.store.tables import audit_actions, audit_heads, web_sessions
+from krabs.web.sessions import sign_in
 
 
 class Client:
@@ -123,6 +124,22 @@ def test_the_archive_holds_a_manifest_and_every_account_table(
     counts = manifest["counts"]
     assert counts["accounts"] == 1 and counts["contacts"] == 4 and counts["tags"] == 1
     assert counts["identities"] == 4 and counts["audit_actions"] == 7 and counts["runs"] >= 1
+
+
+def test_dashboard_sessions_never_leave_the_server(
+    client: Client, exporter: Engine, acct: NewAccount
+) -> None:
+    """A signed-in dashboard session is a live credential: the archive must not carry it."""
+    secret, _, _ = sign_in(exporter.store, exporter.keys, acct.secret)
+    session_id = hashlib.sha256(secret.encode()).hexdigest()
+    with exporter.store.engine.connect() as conn:
+        assert conn.execute(sa.select(web_sessions.c.id)).scalars().all() == [session_id]
+    path = Path(export(client)["path"])
+    with zipfile.ZipFile(path) as zf:
+        assert "web_sessions.ndjson" not in zf.namelist()
+        assert "web_sessions" not in json.loads(zf.read(MANIFEST))["counts"]
+        blob = b"".join(zf.read(name) for name in zf.namelist())
+    assert session_id.encode() not in blob and secret.encode() not in blob
 
 
 def test_rows_are_ordered_and_a_second_export_has_the_same_files(client: Client) -> None:

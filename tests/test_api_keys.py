@@ -58,9 +58,27 @@ def test_a_key_cannot_revoke_itself(call, account):
     err(call("api_key.revoke", {"id": account.key_id}), "conflict")
 
 
-def test_expired_key(call):
-    key = ok(call("api_key.create", {"name": "old", "expires_at": "2001-01-01T00:00:00Z"}))
+def test_expired_key(call, engine):
+    key = ok(call("api_key.create", {"name": "soon", "expires_at": "2999-01-01"}))
+    assert key["expires_at"] == "2999-01-01T00:00:00.000000Z"
+    with engine.store.transaction() as conn:
+        conn.execute(
+            sa.update(api_keys)
+            .where(api_keys.c.id == key["id"])
+            .values(expires_at="2001-01-01T00:00:00.000000Z")
+        )
     err(call("contact.list", key=key["secret"]), "unauthenticated")
+
+
+def test_a_key_born_expired_is_refused_and_not_created(call, engine):
+    with engine.store.engine.connect() as conn:
+        before = conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar()
+    for past in ("2001-01-01T00:00:00Z", "2001-01-01", "2000-02-29T23:59:59+05:00"):
+        error = err(call("api_key.create", {"name": "old", "expires_at": past}), "invalid_argument")
+        assert error["param"] == "expires_at"
+    with engine.store.engine.connect() as conn:
+        after = conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar()
+    assert after == before
 
 
 def test_bad_keys(engine):

@@ -188,6 +188,24 @@ def test_frontier_grows_like_the_tree():
         assert again.root() == f.root()
 
 
+def test_one_pass_of_levels_gives_the_root_at_every_size():
+    """The verifier's single pass (``tree_levels`` + ``root_at``) agrees with the RFC's reference
+    roots and with the growing tree at every size of a log whose size is no power of two."""
+    levels = merkle.tree_levels(b"".join(H))
+    assert [merkle.root_at(levels, n).hex() for n in range(9)] == ROOTS
+    leaves = synthetic(70)
+    levels = merkle.tree_levels(b"".join(leaves))
+    f = merkle.Frontier()
+    assert merkle.root_at(levels, 0) == merkle.EMPTY_ROOT
+    for n, leaf in enumerate(leaves, 1):
+        f.append(leaf)
+        assert merkle.root_at(levels, n) == f.root()
+    with pytest.raises(ValueError):
+        merkle.root_at(levels, 71)
+    with pytest.raises(ValueError):
+        merkle.tree_levels(b"\x00" * 33)
+
+
 def test_hostile_arguments():
     with pytest.raises(merkle.ProofError):
         merkle.inclusion_proof(H, 8)

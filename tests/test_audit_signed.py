@@ -193,3 +193,30 @@ def test_a_dry_run_first_write_does_not_stand_in_for_the_first_checkpoint(call):
     err(call("audit.checkpoint", {}), "not_found")
     ok(call("tag.create", {"name": "real first"}))
     assert ok(call("audit.checkpoint", {}))["tree_size"] >= 1
+
+
+def test_verification_agrees_with_rfc8032_and_the_signer():
+    """Records are signed with OpenSSL (``cryptography``) and verified with libsodium (PyNaCl):
+    both must agree on RFC 8032's first test vector, and every corruption must be refused."""
+    from krabs.audit.signing import SigningKey
+
+    key = SigningKey.from_seed(
+        bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    )
+    assert key.public.hex() == "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    sig = key.sign(b"")
+    assert sig.hex() == (
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )
+    assert verify(key.public, sig, b"")
+    leaf = merkle.leaf_hash(b'{"seq":1}')
+    sig = key.sign(leaf)
+    assert verify(key.public, sig, leaf)
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    assert not verify(key.public, flipped, leaf)
+    assert not verify(key.public, sig, leaf[:-1] + b"\x00")
+    assert not verify(key.public, sig[:63], leaf)  # wrong lengths are refusals, not errors
+    assert not verify(key.public[:31], sig, leaf)
+    assert not verify(bytes(32), sig, leaf)
+    other = SigningKey.generate()
+    assert not verify(other.public, sig, leaf)

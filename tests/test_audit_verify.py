@@ -133,6 +133,34 @@ def resign_history(t: Tables) -> None:
         cp["note"] = sign_note(note_body(cp["account_id"], size, root), [attacker])
 
 
+def duplicate_record(t: Tables) -> None:
+    t["audit_actions"].append(dict(by_seq(t["audit_actions"], 4)))
+
+
+def malformed_row(t: Tables) -> None:
+    by_seq(t["audit_actions"], 3)["seq"] = "3"  # a hostile export: no integer seq
+
+
+def seq_far_beyond(t: Tables) -> None:
+    """Record 6 claims seq 10**15 (row and record agree): a gap at 6, not an exabyte array."""
+    r = by_seq(t["audit_actions"], 6)
+    r["seq"] = 10**15
+    r["record"] = r["record"].replace('"seq":6', f'"seq":{10**15}')
+
+
+def lone_surrogate(t: Tables) -> None:
+    """A hostile export's JSON escapes make strings no UTF-8 encodes: tampering, not a crash."""
+    r = by_seq(t["audit_actions"], 2)
+    r["record"] = r["record"].replace('"v":1', '"v":1,"x":"\ud800"')
+    t["audit_payloads"][0]["body"] += "\ud800"
+
+
+def seq_below_one(t: Tables) -> None:
+    r = by_seq(t["audit_actions"], 6)
+    r["seq"] = -6
+    r["record"] = r["record"].replace('"seq":6', '"seq":-6')
+
+
 MUTATIONS: list[tuple[Callable[[Tables], None], int | None, str]] = [
     (flip_byte, 3, "signature does not match"),
     (drop_record, 3, "missing"),
@@ -141,6 +169,11 @@ MUTATIONS: list[tuple[Callable[[Tables], None], int | None, str]] = [
     (truncate, None, "truncated"),
     (forge_checkpoint, None, "checkpoint"),
     (alter_payload, None, "payload"),
+    (duplicate_record, 4, "two records with this seq"),
+    (malformed_row, 3, "missing"),
+    (seq_far_beyond, 6, "missing"),
+    (seq_below_one, 6, "truncated"),
+    (lone_surrogate, 2, "not UTF-8"),
 ]
 
 
@@ -155,6 +188,30 @@ def test_every_mutation_is_rejected(call, engine, account, tmp_path, mutate, seq
     assert why in str(caught.value)
     if seq is not None:
         assert caught.value.seq == seq
+
+
+def test_rows_out_of_file_order_still_verify(call, engine, account, tmp_path):
+    """The verifier places records by seq, whatever order the export's lines come in."""
+    manifest, tables = load(export(call, engine, account))
+    tables["audit_actions"].reverse()
+    tables["audit_payloads"].reverse()
+    report = verify_log(from_export(save(manifest, tables, tmp_path / "shuffled.zip")), workers=1)
+    assert report.records == 6 and report.signed == 6
+
+
+def test_lines_that_are_not_json_are_tampering_not_a_crash(call, engine, account, tmp_path):
+    manifest, tables = load(export(call, engine, account))
+    path = save(manifest, tables, tmp_path / "garbage.zip")
+    with zipfile.ZipFile(path) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    for name in ("audit_actions.ndjson", "audit_payloads.ndjson"):
+        files[name] += b"{not json\n[1, 2]\n\xff\xfe\n"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    with pytest.raises(Tampered) as caught:
+        verify_log(from_export(path), workers=1)
+    assert "not JSON" in caught.value.reason or "malformed" in caught.value.reason
 
 
 def test_a_resigned_history_fails_against_the_pinned_key(call, engine, account, tmp_path):
@@ -300,6 +357,39 @@ def test_worker_processes_give_the_same_verdicts(call, engine, account, tmp_path
     with pytest.raises(Tampered) as caught:
         verify_log(from_export(save(manifest, tables, tmp_path / "bad.zip")), workers=2)
     assert caught.value.seq == 3
+
+
+def test_worker_processes_name_the_first_of_several_bad_records(
+    call, engine, account, tmp_path, monkeypatch
+):
+    """Batches come back from the workers in any order of completion: the lowest bad record is
+    still the one named, from an export and from the database."""
+    from krabs.audit import verify
+    from krabs.audit.sources import from_database
+    from krabs.store.tables import audit_actions
+
+    monkeypatch.setattr(verify, "BATCH", 2)
+    manifest, tables = load(export(call, engine, account))
+    for seq in (5, 2):
+        r = by_seq(tables["audit_actions"], seq)
+        r["signature"] = by_seq(tables["audit_actions"], 1)["signature"]
+    with pytest.raises(Tampered) as caught:
+        verify_log(from_export(save(manifest, tables, tmp_path / "bad.zip")), workers=2)
+    assert caught.value.seq == 2 and "signature" in caught.value.reason
+    a = audit_actions
+    with engine.store.transaction() as conn:
+        first = conn.execute(
+            sa.select(a.c.signature).where(a.c.account_id == account.account_id, a.c.seq == 1)
+        ).scalar_one()
+        for seq in (5, 2):
+            conn.execute(
+                a.update()
+                .where(a.c.account_id == account.account_id, a.c.seq == seq)
+                .values(signature=first)
+            )
+    with engine.store.connect(write=False) as conn, pytest.raises(Tampered) as caught:
+        verify_log(from_database(conn, account.account_id), workers=2)
+    assert caught.value.seq == 2 and "signature" in caught.value.reason
 
 
 def test_database_ranges_on_worker_processes(call, engine, account, monkeypatch):

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from conftest import LiveServer, snapshot
 from conftest import test_settings as make_settings
@@ -23,6 +24,7 @@ from krabs.accounts import NewAccount
 from krabs.contract.errors import STATUS_BY_CODE
 from krabs.engine import Engine
 from krabs.store.db import Store
+from krabs.store.tables import api_keys
 
 Json = dict[str, Any]
 ENVELOPE_KEYS = {"code", "message", "param", "op", "request_id"}
@@ -430,13 +432,21 @@ def test_revoked_key_is_401_at_once(
 def test_expired_key_is_401(
     api: httpx.Client, anon: httpx.Client, store: Store, target: str
 ) -> None:
-    created = api.post(
+    past = api.post(
         "/v1/api_key.create", json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"}
     )
-    if created.status_code == 400:  # refusing a past expiry up front is an acceptable design too
-        assert created.json()["error"]["param"] == "expires_at"
-        return
-    auth = {"Authorization": f"Bearer {data(created)['secret']}"}
+    assert past.status_code == 400 and past.json()["error"]["param"] == "expires_at"
+    created = api.post(
+        "/v1/api_key.create", json={"name": "soon", "expires_at": "2999-01-01T00:00:00Z"}
+    )
+    key = data(created)
+    with store.transaction() as conn:  # the key's life runs out (it was never used: not cached)
+        conn.execute(
+            sa.update(api_keys)
+            .where(api_keys.c.id == key["id"])
+            .values(expires_at="2001-01-01T00:00:00.000000Z")
+        )
+    auth = {"Authorization": f"Bearer {key['secret']}"}
     error = rejects_without_write(
         store,
         lambda: anon.post("/v1/contact.create", json={"display_name": "x"}, headers=auth),

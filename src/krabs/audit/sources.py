@@ -23,24 +23,37 @@ ERASED = "contact_erasures"
 
 
 def _ndjson(zf: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
+    for line in _lines(zf, name):
+        yield json.loads(line)
+
+
+def _lines(zf: zipfile.ZipFile, name: str) -> Iterator[bytes]:
+    """A table's non-blank lines, unparsed: the verifier's workers parse them. Read a megabyte at a
+    time and split (``ZipExtFile``'s own line iteration costs ~10 µs of Python a line)."""
     if name not in zf.namelist():
         return
     with zf.open(name) as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+        rest = b""
+        while chunk := f.read(1 << 20):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield from (line for line in lines if line.strip())
+        if rest.strip():
+            yield rest
 
 
 def from_export(path: str | Path) -> LogData:
-    """The log inside an ``account.export`` zip (read lazily, table by table)."""
+    """The log inside an ``account.export`` zip (read lazily, table by table; the actions and
+    payloads as raw lines, which the workers parse)."""
     zf = zipfile.ZipFile(path)
     manifest = json.loads(zf.read("manifest.json"))
     return LogData(
         account_id=str(manifest["account_id"]),
-        actions=_ndjson(zf, "audit_actions.ndjson"),
+        actions=(),
+        action_lines=_lines(zf, "audit_actions.ndjson"),
         keys=list(_ndjson(zf, "audit_account_keys.ndjson")),
         checkpoints=list(_ndjson(zf, "audit_checkpoints.ndjson")),
-        payloads=_ndjson(zf, "audit_payloads.ndjson"),
+        payload_lines=_lines(zf, "audit_payloads.ndjson"),
         erased=_erasures(_ndjson(zf, f"{ERASED}.ndjson")),
     )
 

@@ -25,7 +25,16 @@ from krabs.audit.canonical import digest
 from krabs.audit.checkpoint import NoteError, verify_note
 from krabs.audit.signing import note_key_id
 from krabs.audit.verify_work import ROTATION_OP as ROTATION_OP
-from krabs.audit.verify_work import Context, Entry, check_batch, check_payloads, check_range
+from krabs.audit.verify_work import (
+    Checked,
+    Context,
+    _raw32,
+    check_batch,
+    check_lines,
+    check_payload_lines,
+    check_payloads,
+    check_range,
+)
 
 GENESIS = bytes(32)
 #: Rows per task handed to a worker process.
@@ -65,6 +74,10 @@ class LogData:
     payloads: Iterable[dict[str, Any]] | None = None
     #: Erased payloads: digest -> seq of the erasure record.
     erased: dict[str, int] = field(default_factory=dict)
+    #: An export's raw ``audit_actions.ndjson`` / ``audit_payloads.ndjson`` lines, parsed by the
+    #: workers (instead of ``actions`` / ``payloads``).
+    action_lines: Iterable[bytes] | None = None
+    payload_lines: Iterable[bytes] | None = None
     #: A database workers read themselves, in seq ranges: (URL, highest seq). Then ``actions`` and
     #: ``payloads`` are not used.
     database: tuple[str, int] | None = None
@@ -136,38 +149,87 @@ def _run(fn: Callable[[list[Any]], T], rows: Iterable[Any], workers: int) -> Ite
 
 
 class _Log:
-    """Per-seq results in flat arrays (32 bytes a field): a million records fit in ~130 MB."""
+    """Per-seq results in flat arrays (32 bytes a field): a million records fit in ~130 MB. A batch
+    of consecutive seqs (every batch of an intact log) is copied in whole. The arrays only grow to
+    seqs near the number of rows seen; a record claiming a seq far beyond waits in ``far`` until all
+    rows are in (``settle``), so a hostile export's seq 10**15 is a gap, not an exabyte array."""
 
     def __init__(self) -> None:
         self.leaves, self.own, self.prev, self.payload = (bytearray() for _ in range(4))
         self.present = bytearray()
         self.rotations: dict[int, str | None] = {}
         self.n = 0
+        self.taken = 0
+        self.far: list[tuple[int, bytes, bytes, bytes, bytes]] = []
 
-    def put(self, e: Entry) -> bool:
-        seq = e[0]
-        if seq < 1:
-            return False
-        if seq > len(self.present):
-            grow = max(seq, 2 * len(self.present)) - len(self.present)
+    def _cap(self) -> int:
+        return max(1 << 20, 4 * (self.taken + len(self.far)))
+
+    def _grow(self, top: int) -> None:
+        if top > len(self.present):
+            grow = max(top, 2 * len(self.present)) - len(self.present)
             self.present += bytes(grow)
             for arr in (self.leaves, self.own, self.prev, self.payload):
                 arr += bytes(32 * grow)
+
+    def add(self, c: Checked) -> list[int]:
+        """Take a batch's records; returns the seqs already taken (or impossible)."""
+        seqs = c.seqs
+        self.rotations.update(c.rotations)
+        if not seqs:
+            return []
+        lo, k = seqs[0], len(seqs)
+        hi = lo + k - 1
+        if lo >= 1 and seqs[-1] == hi and hi <= self._cap() and seqs == list(range(lo, hi + 1)):
+            self._grow(hi)
+            if self.present.find(1, lo - 1, hi) < 0:
+                self.present[lo - 1 : hi] = b"\x01" * k
+                at, size = 32 * (lo - 1), 32 * k
+                self.leaves[at : at + size] = c.leaves
+                self.own[at : at + size] = c.own
+                self.prev[at : at + size] = c.prev
+                self.payload[at : at + size] = c.payload
+                self.n = max(self.n, hi)
+                self.taken += k
+                return []
+        dups = []
+        for i, seq in enumerate(seqs):
+            src = slice(32 * i, 32 * i + 32)
+            fields = (c.leaves[src], c.own[src], c.prev[src], c.payload[src])
+            if seq > self._cap():
+                self.far.append(
+                    (seq, bytes(fields[0]), bytes(fields[1]), bytes(fields[2]), bytes(fields[3]))
+                )
+            elif not self._place(seq, fields):
+                dups.append(seq)
+        return dups
+
+    def _place(self, seq: int, fields: tuple[bytes | bytearray, ...]) -> bool:
+        if seq < 1:
+            return False
+        self._grow(seq)
         if self.present[seq - 1]:
             return False
         self.present[seq - 1] = 1
         at = 32 * (seq - 1)
-        self.leaves[at : at + 32] = e[1]
-        self.own[at : at + 32] = e[2]
-        self.prev[at : at + 32] = e[3]
-        self.payload[at : at + 32] = e[4]
-        if e[5] is not None:
-            self.rotations[seq] = e[5]
+        for arr, value in zip(
+            (self.leaves, self.own, self.prev, self.payload), fields, strict=True
+        ):
+            arr[at : at + 32] = value
         self.n = max(self.n, seq)
+        self.taken += 1
         return True
 
-    def leaf(self, seq: int) -> bytes:
-        return bytes(self.leaves[32 * (seq - 1) : 32 * seq])
+    def settle(self) -> list[int]:
+        """Place the far records now that the number of rows is known; returns duplicate seqs. One
+        beyond that number means some seq up to it is missing: ``n`` then covers it (a gap)."""
+        total = self.taken + len(self.far)
+        far, self.far = sorted(self.far), []
+        dups = [seq for seq, *fields in far if seq <= total and not self._place(seq, tuple(fields))]
+        if far and far[-1][0] > total:
+            self._grow(total)
+            self.n = max(self.n, total)
+        return dups
 
 
 def verify_log(
@@ -192,24 +254,34 @@ def verify_log(
     )
     errors: list[Tampered] = []
     log = _Log()
-    results: Iterator[tuple[list[Entry], list[tuple[int, str]]]]
-    missing: list[tuple[int, str]] | None = None
+    results: Iterable[Checked]
     if data.database is not None:
-        missing = []
-        bad: list[int] = []
-        results = _ranged(data.database, ctx, procs, missing, bad)
+        results = _ranged(data.database, ctx, procs)
+    elif data.action_lines is not None:
+        results = _run(functools.partial(check_lines, ctx=ctx), data.action_lines, procs)
     else:
         results = _run(functools.partial(check_batch, ctx=ctx), data.actions, procs)
-    for entries, problems in results:
-        errors += [Tampered(seq, why) for seq, why in problems]
-        for e in entries:
-            if not log.put(e):
-                errors.append(Tampered(e[0], "two records with this seq"))
-            report.signed += e[7]
-            report.run_records = (report.run_records or 0) + e[6] if run_id else None
+    missing: list[tuple[int, str]] = []
+    bad_payloads: list[int] = []
+    dups: list[int] = []
+    for checked in results:
+        errors += [Tampered(seq, why) for seq, why in checked.errors]
+        dups += log.add(checked)
+        report.signed += checked.signed
+        if run_id:
+            report.run_records = (report.run_records or 0) + checked.run_records
+        missing += checked.missing
+        bad_payloads += checked.bad_payloads
+    dups += log.settle()
+    errors += [
+        Tampered(seq, "two records with this seq")
+        if seq >= 1
+        else Tampered(0, f"a record claims seq {seq}, below 1")
+        for seq in dups
+    ]
     if data.database is not None:
-        assert missing is not None
-        errors += [Tampered(seq, "payload differs from its digest") for seq in bad[:1]]
+        if bad_payloads:
+            errors.append(Tampered(min(bad_payloads), "payload differs from its digest"))
         for seq, d in sorted(missing):
             if d in data.erased:
                 report.erased.append(f"#{seq} erased at #{data.erased[d]}")
@@ -236,32 +308,22 @@ def verify_log(
     return report
 
 
-def _ranged(
-    database: tuple[str, int],
-    ctx: Context,
-    procs: int,
-    missing: list[tuple[int, str]],
-    bad: list[int],
-) -> Iterator[tuple[list[Entry], list[tuple[int, str]]]]:
+def _ranged(database: tuple[str, int], ctx: Context, procs: int) -> Iterator[Checked]:
     """Workers read and check seq ranges of the database themselves (no rows through this one)."""
     url, top = database
     spans = [(lo, min(lo + BATCH, top + 1)) for lo in range(1, top + 1, BATCH)]
     tasks = [functools.partial(check_range, url, lo, hi, ctx) for lo, hi in spans]
-    outs: Iterable[Any]
-    if procs > 1 and len(tasks) > 1:
-        pool = ProcessPoolExecutor(max_workers=procs)
-        outs = pool.map(_call, tasks)
-    else:
-        pool = None
-        outs = map(_call, tasks)
-    try:
-        for entries, errors, gone, wrong in outs:
-            missing += gone
-            bad += wrong
-            yield entries, errors
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    if procs <= 1 or len(tasks) <= 1:
+        yield from map(_call, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=procs) as pool:
+        pending: deque[Future[Checked]] = deque()
+        for task in tasks:
+            pending.append(pool.submit(task))
+            if len(pending) >= 2 * procs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _call(task: Callable[[], T]) -> T:
@@ -269,13 +331,17 @@ def _call(task: Callable[[], T]) -> T:
 
 
 def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:
-    """The hash chain and the rotation records, in seq order."""
-    prev = GENESIS
-    for seq in range(1, log.n + 1):
-        at = 32 * (seq - 1)
-        if log.prev[at : at + 32] != prev:
-            raise Tampered(seq, "prev_hash does not match the previous record (chain broken)")
-        prev = bytes(log.own[at : at + 32])
+    """The hash chain (each record's ``prev_hash`` is the previous record's hash) and the key
+    ranges. Compared as two shifted arrays at once; only a broken chain is walked record by
+    record, to name where it breaks."""
+    size = 32 * log.n
+    if log.n and (log.prev[:32] != GENESIS or log.prev[32:size] != log.own[: size - 32]):
+        prev = GENESIS
+        for seq in range(1, log.n + 1):
+            at = 32 * (seq - 1)
+            if log.prev[at : at + 32] != prev:
+                raise Tampered(seq, "prev_hash does not match the previous record (chain broken)")
+            prev = bytes(log.own[at : at + 32])
     late = [k for k in ranges if k.from_seq > log.n + 1]
     if late:
         raise Tampered(log.n + 1, f"key {late[0].name} starts beyond the log's {log.n} records")
@@ -284,17 +350,25 @@ def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: 
 
 
 def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> None:
-    if data.payloads is None:
+    """An export's payloads (the database path checks them in its workers): every record's payload
+    is present and matches its digest, or was erased."""
+    if data.payload_lines is not None:
+        checked = _run(check_payload_lines, data.payload_lines, procs)
+    elif data.payloads is not None:
+        checked = _run(check_payloads, data.payloads, procs)
+    else:
         return
     present: set[bytes] = set()
     bad: list[str] = []
-    for good, wrong in _run(check_payloads, data.payloads, procs):
-        present.update(bytes.fromhex(d) for d in good)
+    for good, wrong in checked:
+        present.update(_raw32(d) for d in good)
         bad += wrong
-    erased = {bytes.fromhex(d): seq for d, seq in data.erased.items()}
+    erased = {_raw32(d): seq for d, seq in data.erased.items()}
+    erased.pop(bytes(32), None)  # not a digest: erases nothing
+    digests = bytes(log.payload[: 32 * log.n])
     first_bad = None
     for seq in range(1, log.n + 1):
-        d = bytes(log.payload[32 * (seq - 1) : 32 * seq])
+        d = digests[32 * (seq - 1) : 32 * seq]
         if d in present:
             continue
         if d in erased:
@@ -302,7 +376,8 @@ def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> Non
             continue
         first_bad = first_bad or seq
     if bad:
-        owners = [s for s in range(1, log.n + 1) if log.payload[32 * (s - 1) : 32 * s].hex() in bad]
+        wrong_digests = {_raw32(d) for d in bad}
+        owners = [s for s in range(1, log.n + 1) if digests[32 * (s - 1) : 32 * s] in wrong_digests]
         raise Tampered(
             min(owners, default=0), "payload differs from its digest (arguments or images altered)"
         )
@@ -321,15 +396,8 @@ def _check_checkpoints(
             raise Tampered(
                 n + 1, f"a checkpoint covers {cp['size']} records but the log has {n} (truncated)"
             )
-    frontier = merkle.Frontier()
-    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
-    wanted = {int(c["size"]) for c in cps}
-    leaves = memoryview(log.leaves)
-    for seq in range(1, n + 1):
-        frontier.append(bytes(leaves[32 * (seq - 1) : 32 * seq]))
-        if seq in wanted or seq == n:
-            roots[seq] = frontier.root()
-    report.root_hash = roots[n].hex()
+    levels = merkle.tree_levels(bytes(log.leaves[: 32 * n]))
+    report.root_hash = merkle.root_at(levels, n).hex()
     publics = {k.name: k.public for k in ranges}
     extra = [{"size": None, "note": since, "root": None}] if since is not None else []
     for cp in [*cps, *extra]:
@@ -350,10 +418,7 @@ def _check_checkpoints(
             raise Tampered(
                 n + 1, f"{which} covers {note.size} records but the log has {n} (truncated)"
             )
-        root = roots.get(note.size)
-        if root is None:
-            root = merkle.root([log.leaf(s) for s in range(1, note.size + 1)])
-        if note.root != root:
+        if note.root != merkle.root_at(levels, note.size):
             raise Tampered(
                 note.size, f"{which}: root differs from the records' (history rewritten)"
             )

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from krabs.store.migrate import alembic_config
-from krabs.store.tables import accounts, metadata
+from krabs.store.tables import accounts, metadata, web_sessions
 
 FORMAT = "krabs-account-export"
 FORMAT_VERSION = 1
@@ -27,9 +27,21 @@ MANIFEST = "manifest.json"
 YIELD_PER = 1000
 
 
+#: Account rows that are live credentials of one deployment, not account data: a dashboard session
+#: is a bearer secret's hash, worthless elsewhere and dangerous in a file that leaves the server.
+NOT_EXPORTED = frozenset({web_sessions.name})
+
+
 def account_tables() -> list[sa.Table]:
     """The account row first, then every table holding account data, parents before children."""
-    return [accounts, *(t for t in metadata.sorted_tables if "account_id" in t.c)]
+    return [
+        accounts,
+        *(
+            t
+            for t in metadata.sorted_tables
+            if "account_id" in t.c and t.name not in NOT_EXPORTED
+        ),
+    ]
 
 
 def scoped(table: sa.Table, account_id: str) -> sa.Select[Any]:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from krabs.auth import DEFAULT_AGENT, display_prefix, generate_secret, hash_secret, key_object
-from krabs.contract.errors import KrabsError, not_found
+from krabs.contract.errors import KrabsError, invalid, not_found
 from krabs.contract.ids import new_id
 from krabs.contract.models import Args, ListArgs, ListOf, Name, Out, Timestamp, id_field, page
 from krabs.contract.registry import Example, operation
@@ -68,6 +68,9 @@ class ApiKeyCreate(Args):
 def create(uow: UnitOfWork, args: ApiKeyCreate) -> dict[str, Any]:
     """The secret (`krabs_sk_…`) is in this response only; krabs stores its SHA-256, and neither the
     audit log nor an idempotent replay ever holds it (a replay shows `[redacted]`)."""
+    if args.expires_at is not None and args.expires_at <= uow.now:
+        # A key born expired would exist, show in lists and answer 401 at once: refuse it instead.
+        raise invalid("expires_at", f"expires_at {args.expires_at} is not in the future")
     secret = generate_secret()
     row = uow.insert(
         api_keys,
@@ -81,7 +84,7 @@ def create(uow: UnitOfWork, args: ApiKeyCreate) -> dict[str, Any]:
             "created_by": uow.principal.key_id,
             "created_at": uow.now,
             "last_used_at": None,
-            "expires_at": args.expires_at if args.expires_at else None,
+            "expires_at": args.expires_at,
             "revoked_at": None,
         },
     )
