@@ -2,7 +2,9 @@
 
 1. write throughput with signing on vs off (``KRABS_AUDIT_SIGNING=off``, a setting that exists for
    this benchmark): ``contact.create`` through the whole engine on two fresh SQLite databases,
-   alternating rounds, medians compared. Target: signing costs at most 15 %.
+   alternating rounds, medians compared. Target: signing costs at most 15 %. Judged on writes per
+   CPU second of the (single-threaded) loop, which other load on the machine does not move; the
+   wall-clock rates are printed beside it.
 2. ``krabs audit verify`` over a log of 1,000,000 records (generated directly with the log's own
    functions, in batches: canonical records, hash chain, signed leaves, a checkpoint every 1,000).
    Target: at most 60 s.
@@ -56,13 +58,16 @@ def _engine(root: Path, name: str) -> tuple[Engine, str]:
     return engine, create_account(engine.store, name).secret
 
 
-def _writes(engine: Engine, secret: str, count: int, signing: bool) -> float:
+def _writes(engine: Engine, secret: str, count: int, signing: bool) -> tuple[float, float]:
+    """(writes per wall-clock second, writes per CPU second of this process). The loop is one
+    thread, so the second is the rate it reaches with a core to itself: on a shared machine the
+    wall-clock rate also measures what the other processes took."""
     if signing:
         os.environ.pop("KRABS_AUDIT_SIGNING", None)
     else:
         os.environ["KRABS_AUDIT_SIGNING"] = "off"
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(count):
             out = engine.call(
                 CallRequest(
@@ -78,7 +83,7 @@ def _writes(engine: Engine, secret: str, count: int, signing: bool) -> float:
             )
             if not out.ok:
                 raise SystemExit(f"write failed: {out.error}")
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), count / (time.process_time() - cpu)
     finally:
         os.environ.pop("KRABS_AUDIT_SIGNING", None)
 
@@ -89,14 +94,27 @@ def write_throughput(root: Path, count: int, rounds: int) -> dict[str, Any]:
     _writes(on, on_key, 50, True)  # warm-up: key file, registration, statement caches
     _writes(off, off_key, 50, False)
     rates: dict[str, list[float]] = {"on": [], "off": []}
+    cpu_rates: dict[str, list[float]] = {"on": [], "off": []}
     for r in range(rounds):
         order = [("on", on, on_key), ("off", off, off_key)]
         for label, engine, key in order if r % 2 == 0 else reversed(order):
-            rates[label].append(_writes(engine, key, count, label == "on"))
+            wall, cpu = _writes(engine, key, count, label == "on")
+            rates[label].append(wall)
+            cpu_rates[label].append(cpu)
     on_rate, off_rate = statistics.median(rates["on"]), statistics.median(rates["off"])
+    on_cpu, off_cpu = statistics.median(cpu_rates["on"]), statistics.median(cpu_rates["off"])
     for engine in (on, off):
         engine.store.dispose()
-    return {"on": on_rate, "off": off_rate, "cost": 1 - on_rate / off_rate, "rounds": rates}
+    return {
+        "on": on_rate,
+        "off": off_rate,
+        "cost": 1 - on_rate / off_rate,
+        "on_cpu": on_cpu,
+        "off_cpu": off_cpu,
+        "cpu_cost": 1 - on_cpu / off_cpu,
+        "rounds": rates,
+        "cpu_rounds": cpu_rates,
+    }
 
 
 def generate(root: Path, records: int) -> tuple[Engine, str]:
@@ -263,11 +281,15 @@ def main() -> None:
         root = Path(tmp)
         if not opts.skip_writes:
             w = write_throughput(root, opts.writes, opts.rounds)
-            verdict = "PASS" if w["cost"] <= SIGNING_TARGET else "FAIL"
+            verdict = "PASS" if w["cpu_cost"] <= SIGNING_TARGET else "FAIL"
             print(
-                f"writes/s signing on {w['on']:.0f}, off {w['off']:.0f} "
-                f"(median of {opts.rounds} x {opts.writes}); signing costs {w['cost']:.1%} "
+                f"writes per CPU second: signing on {w['on_cpu']:.0f}, off {w['off_cpu']:.0f} "
+                f"(median of {opts.rounds} x {opts.writes}); signing costs {w['cpu_cost']:.1%} "
                 f"(target <= {SIGNING_TARGET:.0%}): {verdict}"
+            )
+            print(
+                f"wall clock (also measures other load, {os.getloadavg()[0]:.1f} load average): "
+                f"on {w['on']:.0f}/s, off {w['off']:.0f}/s, signing costs {w['cost']:.1%}"
             )
         if not opts.skip_verify:
             started = time.perf_counter()

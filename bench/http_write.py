@@ -79,6 +79,9 @@ class RunResult:
     max_ms: float
     errors: int
     error_detail: dict[str, Any] = field(default_factory=dict)
+    #: The server process's CPU time (user + system) per response, in microseconds: unlike req/s,
+    #: other load on a shared machine barely moves it. None where /proc is unavailable.
+    cpu_us_per_request: float | None = None
 
     @property
     def error_rate(self) -> float:
@@ -329,6 +332,16 @@ class Server:
             f"\n--- {self.name} stderr ---\n{self.stderr_tail()}"
         )
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, all threads) the server has used so far (Linux /proc)."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers; only ever our own child."""
         if self.proc is None or self.proc.poll() is not None:
@@ -496,16 +509,19 @@ def smoke_check(target: Target) -> None:
 def fmt_run(r: RunResult) -> str:
     """One human line per run."""
     err = f"  errors {r.errors:,}" if r.errors else ""
+    cpu = f"  cpu {r.cpu_us_per_request:,.0f} us/req" if r.cpu_us_per_request else ""
     return (
         f"{r.target:>14}: {r.rps:>9,.0f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms"
-        f"  ({r.requests:,} req in {r.duration_s:.1f} s){err}"
+        f"  ({r.requests:,} req in {r.duration_s:.1f} s){cpu}{err}"
     )
 
 
 def summarise(runs: list[RunResult]) -> dict[str, Any]:
     """Medians over rounds: robust to one noisy round on a shared box."""
+    cpu = [r.cpu_us_per_request for r in runs if r.cpu_us_per_request]
     return {
         "rps": statistics.median(r.rps for r in runs),
+        "cpu_us_per_request": statistics.median(cpu) if cpu else None,
         "p50_ms": statistics.median(r.p50_ms for r in runs),
         "p99_ms": statistics.median(r.p99_ms for r in runs),
         "errors": sum(r.errors for r in runs),
@@ -608,7 +624,12 @@ def main(argv: list[str]) -> int:
                     target = targets[name]
                     if args.warmup > 0:
                         run_load(target, generator, args.warmup, args.connections, threads)
+                    server = next(s for s in servers if s.name == name)
+                    cpu_before = server.cpu_seconds()
                     r = run_load(target, generator, args.duration, args.connections, threads)
+                    cpu_after = server.cpu_seconds()
+                    if cpu_before is not None and cpu_after is not None and r.requests:
+                        r.cpu_us_per_request = (cpu_after - cpu_before) / r.requests * 1e6
                     results[name].append(r)
                     log(f"round {rnd + 1}/{args.rounds} {fmt_run(r)}")
                     if r.error_rate > 0.01:
@@ -651,6 +672,15 @@ def build_report(
         ratio = statistics.median(ratios)
         p99 = report["median"]["krabs"]["p99_ms"]
         report["ratio"] = {"per_round": ratios, "median": ratio}
+        cpu = [
+            e.cpu_us_per_request / k.cpu_us_per_request
+            for k, e in zip(results["krabs"], results["echo"], strict=True)
+            if k.cpu_us_per_request and e.cpu_us_per_request
+        ]
+        if cpu:
+            # The same ratio from the servers' CPU time per response: what req/s would give if
+            # each server had a core to itself (load from other jobs skews req/s, not this).
+            report["cpu_ratio"] = {"per_round": cpu, "median": statistics.median(cpu)}
         report["target"] = {"ratio": args.target_ratio, "p99_ms": args.target_p99_ms}
         report["pass"] = ratio >= args.target_ratio and p99 <= args.target_p99_ms
     return report
@@ -687,6 +717,12 @@ def print_report(
             f"ratio {report['ratio']['median']:.2f} (target >= {args.target_ratio:.2f}) "
             f"p99 target <= {args.target_p99_ms:g} ms: {verdict}"
         )
+        if "cpu_ratio" in report:
+            print(
+                f"CPU per response: contact.create {k['cpu_us_per_request']:,.0f} us, echo "
+                f"{e['cpu_us_per_request']:,.0f} us; CPU ratio {report['cpu_ratio']['median']:.2f}"
+                f" (load average {os.getloadavg()[0]:.1f})"
+            )
     else:
         (n,) = results
         m = med[n]

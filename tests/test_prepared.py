@@ -135,3 +135,30 @@ def test_utcnow_is_the_fixed_width_iso_form_of_now():
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
         parsed = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
         assert before - dt.timedelta(microseconds=1) <= parsed <= after
+
+
+def test_utcnow_with_an_offset_is_that_many_seconds_later():
+    import datetime as dt
+
+    from krabs.engine.uow import utcnow
+
+    for offset in (0, 60, 86_400):
+        for _ in range(200):
+            now = dt.datetime.strptime(utcnow(), "%Y-%m-%dT%H:%M:%S.%fZ")
+            later = dt.datetime.strptime(utcnow(offset), "%Y-%m-%dT%H:%M:%S.%fZ")
+            assert dt.timedelta(seconds=offset) <= later - now < dt.timedelta(seconds=offset + 1)
+
+
+def test_parameters_picked_one_or_many_and_a_missing_one_is_a_key_error(sqlite_store):
+    one = Prepared(sa.select(accounts.c.name).where(accounts.c.id == sa.bindparam("id")))
+    many = Prepared(
+        sa.select(accounts.c.name).where(
+            accounts.c.id == sa.bindparam("id"), accounts.c.name != sa.bindparam("not_name")
+        )
+    )
+    with sqlite_store.transaction() as conn:
+        assert one.execute(conn, {"id": "acct_1"}) == [("Ünïcode",)]
+        assert many.execute(conn, {"id": "acct_1", "not_name": "x"}) == [("Ünïcode",)]
+        assert many.execute(conn, {"id": "acct_1", "not_name": "Ünïcode"}) == []
+        with pytest.raises(KeyError):
+            many.execute(conn, {"id": "acct_1"})

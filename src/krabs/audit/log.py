@@ -17,6 +17,7 @@ from krabs.audit.canonical import canonical, digest, sha256_hex
 from krabs.audit.verify_work import ROTATION_OP
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
+from krabs.store.db import Store
 from krabs.store.prepared import Prepared
 from krabs.store.tables import audit_actions, audit_heads, audit_payloads, audit_targets
 
@@ -122,9 +123,14 @@ def _append(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     conn = uow.conn
-    rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
-    assert rows is not None and len(rows) == 1, "every account has a chain head"
-    head_seq, head_hash = rows[0]
+    # In a group commit the previous write of the account left its head in the batch's memo.
+    memo = Store.batch_memo(conn)
+    head = memo.get(("audit_head", uow.account_id)) if memo is not None else None
+    if head is None:
+        rows = _LOCK_HEAD.execute(conn, {"acct": uow.account_id})
+        assert rows is not None and len(rows) == 1, "every account has a chain head"
+        head = rows[0]
+    head_seq, head_hash = head
     seq = int(head_seq) + 1
     subjects, created = sealing.subjects_of(changes, uow.account_id)
     # An erasing call's payload is not kept: sealed under a throwaway key (its contact's is gone).
@@ -134,6 +140,7 @@ def _append(
         else [os.urandom(32)]
     )
     sealed = sealing.seal(uow.account_id, subjects, keys, args, result, changes)
+    uow.encoded_result = (result, sealed.result_bytes)  # reused for the stored idempotent response
     payload_digest = sealed.digest
     targets = list(dict.fromkeys(str(c["id"]) for c in changes))
     record: dict[str, Any] = {
@@ -200,6 +207,8 @@ def _append(
             ],
         )
     _MOVE_HEAD.execute(conn, {"acct": uow.account_id, "new_seq": seq, "new_hash": record_hash})
+    if memo is not None:
+        memo[("audit_head", uow.account_id)] = (seq, record_hash)
     if signed and not uow.dry_run:  # a dry-run's checkpoint would be rolled back, yet remembered
         checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
     return {**record, "hash": record_hash}

@@ -69,6 +69,8 @@ class Sealed:
     undo: str
     subjects: str
     result_digest: str
+    #: The result as JSON, encoded once here and reused (the stored idempotent response).
+    result_bytes: bytes
 
 
 def subjects_of(
@@ -191,6 +193,7 @@ def seal(
         undo=_encrypt(aes, undo_bytes, _aad(account_id, digest, "undo")),
         subjects=" ".join(subjects),
         result_digest=_mac(salt, result_bytes),
+        result_bytes=result_bytes,
     )
 
 

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import nacl.bindings
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -69,7 +70,7 @@ def vkey(name: str, public: bytes) -> str:
 
 
 def verify(public: bytes, signature: bytes, message: bytes) -> bool:
-    """Ed25519 verification by libsodium (PyNaCl), not OpenSSL (``cryptography``, which signs):
+    """Ed25519 verification by libsodium (PyNaCl), as signing, not OpenSSL (``cryptography``):
     on this project's machines libsodium verifies in ~57 µs where OpenSSL takes ~109 µs, and
     ``krabs audit verify`` checks one signature per record (a million in a large log). libsodium is
     also the stricter of the two (it refuses non-canonical and small-order encodings)."""
@@ -87,12 +88,16 @@ class SigningKey:
     private: Ed25519PrivateKey
     public: bytes
     name: str
+    #: libsodium's form of the same key (seed ‖ public), for ``sign``.
+    sodium: bytes = b""
 
     @classmethod
     def from_seed(cls, seed: bytes) -> SigningKey:
         private = Ed25519PrivateKey.from_private_bytes(seed)
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return cls(private, public, key_name(public))
+        sodium_public, sodium = nacl.bindings.crypto_sign_seed_keypair(seed)
+        assert sodium_public == public
+        return cls(private, public, key_name(public), sodium)
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -104,7 +109,12 @@ class SigningKey:
         return self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
     def sign(self, message: bytes) -> bytes:
-        return self.private.sign(message)
+        """The Ed25519 signature of ``message``. Signed by libsodium: Ed25519 signatures are
+        deterministic, so the bytes are exactly ``cryptography``'s, at 60% of its cost (this runs
+        for every audit record, on the write path)."""
+        if not self.sodium:
+            return self.private.sign(message)
+        return nacl.bindings.crypto_sign(message, self.sodium)[:64]
 
 
 def write_key_file(path: Path, key: SigningKey) -> None:

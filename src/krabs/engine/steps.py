@@ -8,7 +8,6 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -33,7 +32,8 @@ Next = Callable[[Call], Outcome]
 
 
 def _iso_in(seconds: int) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now plus ``seconds``, formatted like ``utcnow`` (and as cheaply: once per write)."""
+    return utcnow(seconds)
 
 
 class Authenticate:
@@ -199,14 +199,17 @@ def _idem_row(
     body: dict[str, Any],
     action_id: str | None,
     settings: Settings,
+    encoded: tuple[Any, bytes] | None = None,
 ) -> dict[str, Any]:
+    """The stored response; ``encoded`` is a (value, canonical JSON) pair already made for the
+    audit record, used when ``body`` is that value."""
     return {
         "account_id": call.who.account_id,
         "key": key,
         "op": call.op.name,
         "fingerprint": fingerprint(call.op.name, call.request.args),
         "status": status,
-        "response": json.dumps(body),
+        "response": encoded[1].decode() if encoded and encoded[0] is body else json.dumps(body),
         "run_id": call.run_id,
         "action_id": action_id,
         "created_at": utcnow(),
@@ -359,6 +362,7 @@ class IdempotentReplay:
                         call.op.redacted(outcome.result),
                         outcome.action_id,
                         self.settings,
+                        uow.encoded_result,
                     ),
                 )
             except sa.exc.IntegrityError:

@@ -18,8 +18,11 @@ from sqlalchemy.engine import Connection
 
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import utcnow
+from krabs.store.prepared import Prepared
 from krabs.store.tables import run_events, runs
 
+#: Compact JSON of an event's data, by one encoder (``json.dumps`` with options builds one per call).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 #: Where a connection keeps the events it appended until they are published (or dropped).
 PENDING = "krabs_run_events"
 #: The ``pg_notify`` channel prefix; the schema name completes it (test schemas share a database).
@@ -99,7 +102,9 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-_BUMP = (
+# Both statements of every event are compiled once and run on the driver (``krabs.store.prepared``):
+# through SQLAlchemy's execution machinery they cost more than the rest of a small write's SQL.
+_BUMP = Prepared(
     runs.update()
     .where(runs.c.id == sa.bindparam("run"), runs.c.account_id == sa.bindparam("acct"))
     .values(
@@ -115,7 +120,18 @@ _BUMP = (
     )
     .returning(runs.c.last_seq, runs.c.agent_id, runs.c.name, runs.c.status)
 )
-_INSERT = run_events.insert().returning(run_events.c.id)
+_EVENT_COLUMNS = (
+    "account_id",
+    "run_id",
+    "seq",
+    "ts",
+    "type",
+    "op",
+    "action_id",
+    "latency_ms",
+    "data",
+)
+_INSERT = Prepared(run_events.insert().returning(run_events.c.id), column_keys=_EVENT_COLUMNS)
 _NOTIFY_INSERT = sa.text(
     "WITH e AS (INSERT INTO run_events (account_id, run_id, seq, ts, type, op, action_id, "
     "latency_ms, data) VALUES (:account_id, :run_id, :seq, :ts, :type, :op, :action_id, "
@@ -151,7 +167,8 @@ def append_event(
     ts = ts or utcnow()
     bump = {"run": run_id, "acct": account_id, "now": ts, **_stats(type, data)}
     bump["lca"] = ts if type == "tool_call" else None
-    row = conn.execute(_BUMP, bump).first()
+    rows = _BUMP.execute(conn, bump)
+    row = rows[0] if rows else None
     if row is None:
         raise KrabsError(
             "not_found", f"no run with id {run_id[:80]!r} in this account", param="run_id"
@@ -163,9 +180,9 @@ def append_event(
             conn, account_id, run_id, 1, "run.started", started, None, None, ts, agent_id, status
         )
         zero = {k: 0 for k in bump if k.startswith("d_")}
-        row = conn.execute(_BUMP, {**bump, **zero}).first()
-        assert row is not None
-        seq = int(row[0])
+        rows = _BUMP.execute(conn, {**bump, **zero})
+        assert rows
+        seq = int(rows[0][0])
     event_id = _insert(
         conn, account_id, run_id, seq, type, data, op, action_id, ts, agent_id, status
     )
@@ -185,7 +202,7 @@ def _insert(
     agent_id: str,
     status: str,
 ) -> int:
-    text = json.dumps(data, separators=(",", ":"), default=str)
+    text = _encode(data)
     latency = data.get("latency_ms")
     values = {
         "account_id": account_id,
@@ -208,7 +225,9 @@ def _insert(
         }
         event_id = int(conn.execute(_NOTIFY_INSERT, params).scalar_one())
     else:
-        event_id = int(conn.execute(_INSERT, values).scalar_one())
+        inserted = _INSERT.execute(conn, values)
+        assert inserted is not None and len(inserted) == 1
+        event_id = int(inserted[0][0])
     event = RunEvent(
         id=event_id,
         seq=seq,

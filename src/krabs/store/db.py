@@ -10,7 +10,6 @@ rolls back only its own savepoint), while the batch pays for one ``COMMIT``."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import threading
@@ -22,6 +21,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("krabs.store")
+
+#: ``conn.info`` key of a group commit's memo (``Store.batch_memo``).
+BATCH_MEMO = "krabs_batch_memo"
+
+
+def _forget_memo(conn: Connection, *_args: Any) -> None:
+    memo = conn.info.get(BATCH_MEMO)
+    if memo:
+        memo.clear()
 
 
 def _normalize_url(url: str) -> str:
@@ -41,6 +49,9 @@ class Store:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         elif self.dialect == "sqlite":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4)
+            # The driver's per-connection cache of parsed statements (128 by default): a write
+            # runs ~16 of them and the whole registry several hundred; a miss re-parses the SQL.
+            kwargs["connect_args"] = {"cached_statements": 1024}
         # JSON columns keep sorted keys: undo writes rows back from (key-sorted) audit images, and a
         # restored row must equal the original byte for byte.
         kwargs["json_serializer"] = _sorted_json
@@ -114,6 +125,15 @@ class Store:
         else:
             hooks.append(fn)
 
+    @staticmethod
+    def batch_memo(conn: Connection) -> dict[Any, Any] | None:
+        """Inside a group commit, a dict for facts the batch's calls can pass on to the next
+        (the audit head each write moved), or None. No other writer can change the database
+        while the batch holds it; every rollback on the connection (a call's savepoint, a nested
+        one, the batch) empties it, so what it holds is always what the database holds."""
+        memo: dict[Any, Any] | None = conn.info.get(BATCH_MEMO)
+        return memo
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[Callable[[], bool]]:
         """One SQLite write transaction for many calls (group commit); see the module docstring.
@@ -132,6 +152,7 @@ class Store:
                 return bool(raw.in_transaction)
 
             self._local.batch, self._local.after_commit = conn, hooks
+            conn.info[BATCH_MEMO] = {}
             try:
                 yield intact
                 self._local.batch = self._local.after_commit = None
@@ -140,6 +161,7 @@ class Store:
                 tx.commit()
             finally:
                 self._local.batch = self._local.after_commit = None
+                conn.info.pop(BATCH_MEMO, None)
                 if conn.in_transaction():
                     conn.rollback()
         for fn in hooks:
@@ -156,35 +178,51 @@ class Store:
         self.engine.dispose()
 
 
+_sorted_encoder = json.JSONEncoder(sort_keys=True)
+
+
 def _sorted_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    """``json.dumps(value, sort_keys=True)``, by one encoder instead of a new one per value."""
+    return _sorted_encoder.encode(value)
 
 
 class Savepoint:
     """A SAVEPOINT issued on the driver: SQLAlchemy's ``begin_nested`` compiles and executes two
     statements through its full machinery, which costs more than the rest of a small write's SQL.
-    Used (on SQLite) for each call in a group commit; nests correctly with ``begin_nested``."""
+    Used (on SQLite) for each call in a group commit; nests correctly with ``begin_nested``.
 
-    _names = itertools.count()
+    Named by nesting depth on its connection, not uniquely: the same few SQL texts stay in the
+    driver's statement cache instead of being parsed anew for every call. Releasing one releases
+    any left open inside it (SQLite's rule), so the depth is reset to the released one's."""
+
+    _DEPTH = "krabs_savepoint_depth"
 
     def __init__(self, conn: Connection) -> None:
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        self._raw = raw
-        self._name = f"krabs_sp_{next(self._names)}"
+        self._raw, self._info = raw, conn.connection.info
+        self._depth = int(self._info.get(self._DEPTH, 0)) + 1
+        self._name = f"krabs_sp_{self._depth}"
         self._active = True
         raw.execute(f"SAVEPOINT {self._name}")
+        self._info[self._DEPTH] = self._depth
+
+    def _release(self) -> None:
+        self._active = False
+        self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+        self._info[self._DEPTH] = self._depth - 1
 
     def commit(self) -> None:
         if self._active:
-            self._active = False
-            self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+            self._release()
 
     def rollback(self) -> None:
         if self._active:
-            self._active = False
             self._raw.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
-            self._raw.execute(f"RELEASE SAVEPOINT {self._name}")
+            self._release()
+            memo = self._info.get(BATCH_MEMO)
+            if memo:
+                memo.clear()
 
     def __enter__(self) -> Savepoint:
         return self
@@ -228,6 +266,12 @@ def _configure_sqlite(engine: Engine) -> None:
             cur.execute(pragma)
         cur.close()
 
+    # SQLAlchemy's own rollbacks (a nested ``begin_nested`` in a handler, a whole transaction)
+    # empty a group commit's memo like ``Savepoint.rollback`` does.
+    event.listen(engine, "rollback", _forget_memo)
+    event.listen(engine, "rollback_savepoint", _forget_memo)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("krabs_write") else "BEGIN")
+        conn.info[Savepoint._DEPTH] = 0  # whatever a failed transaction left is gone with it

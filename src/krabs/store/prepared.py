@@ -10,6 +10,7 @@ outside a transaction, the statement goes through SQLAlchemy as usual."""
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
@@ -21,7 +22,7 @@ from sqlalchemy.engine.result import IteratorResult, Result, SimpleResultMetaDat
 
 
 class _Compiled:
-    __slots__ = ("defaults", "names", "processors", "sql")
+    __slots__ = ("converted", "defaults", "getter", "names", "processors", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
@@ -33,13 +34,38 @@ class _Compiled:
         self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
             procs.get(n) for n in self.names
         )
+        # A bind's own value (a literal such as the 1 of ``last_seq + 1``) unless the caller gives
+        # one; an INSERT's column binds are ``required`` and have none.
         self.defaults: dict[str, Any] = {
             n: compiled.binds[n].effective_value
             for n in self.names
-            if compiled.binds[n].value is not None or compiled.binds[n].callable is not None
+            if not compiled.binds[n].required
+            and (compiled.binds[n].value is not None or compiled.binds[n].callable is not None)
         }
+        #: The parameters are picked out in C (over the defaults, if any), then the few with a
+        #: type processor (JSON) converted: ``bind`` runs for every statement of every write.
+        self.getter: Callable[[Mapping[str, Any]], Any] | None = None
+        self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (i, p) for i, p in enumerate(self.processors) if p is not None
+        )
+        if self.names:
+            self.getter = operator.itemgetter(*self.names)
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        getter = self.getter
+        if getter is not None:
+            try:
+                picked = getter({**self.defaults, **params} if self.defaults else params)
+            except KeyError:
+                pass  # fall through: the same missing parameter, reported as before
+            else:
+                values: tuple[Any, ...] = (picked,) if len(self.names) == 1 else picked
+                if not self.converted:
+                    return values
+                converted = list(values)
+                for i, convert in self.converted:
+                    converted[i] = convert(converted[i])
+                return tuple(converted)
         defaults = self.defaults
         out = []
         for name, proc in zip(self.names, self.processors, strict=True):

@@ -109,20 +109,24 @@ async def read_json_object(request: Request, limit: int) -> Any:
 
 
 def render(outcome: Outcome, op: str, request_id: str) -> Response:
-    if outcome.error is not None:
-        response: Response = error_response(
-            outcome.error, op=op, request_id=request_id, retry_after=outcome.retry_after
-        )
-    else:
-        response = JSONResponse(outcome.result, status_code=outcome.status)
-        response.headers["X-Request-Id"] = request_id
+    # The headers are given to the response whole: each ``response.headers[...] = …`` afterwards
+    # rescans and rebuilds the header list (it showed in the write path's profile).
+    headers = {"X-Request-Id": request_id}
     if outcome.run_id:
-        response.headers["X-Krabs-Run"] = outcome.run_id
+        headers["X-Krabs-Run"] = outcome.run_id
     if outcome.action_id:
-        response.headers["X-Krabs-Action"] = outcome.action_id
+        headers["X-Krabs-Action"] = outcome.action_id
     if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+        headers["Idempotent-Replayed"] = "true"
+    if outcome.error is not None:
+        if outcome.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
+        return JSONResponse(
+            {"error": outcome.error.to_dict(op=op, request_id=request_id)},
+            status_code=outcome.error.status,
+            headers=headers,
+        )
+    return JSONResponse(outcome.result, status_code=outcome.status, headers=headers)
 
 
 def create_app(engine: Engine) -> Starlette:
@@ -221,9 +225,12 @@ def create_app(engine: Engine) -> Starlette:
             Route("/docs", docs, methods=["GET"]),
             *audit_routes(engine),
             *run_routes(engine),  # POST /v1/run, POST /v1/runs/{id}/input
+            # Every write comes here, so it is tried early. Only a POST to one path segment
+            # under /v1/ matches it, so it must follow POST /v1/run; a GET or a longer path
+            # below is found as before (a method mismatch does not stop the router).
+            Route("/v1/{op:str}", call_operation, methods=["POST"]),
             *stream_routes(engine),  # GET /v1/runs[/{id}[/stream|/events|/spans]], run aliases
             http_bulk.export_route(call_operation),  # GET /v1/contact.export_csv, streamed
-            Route("/v1/{op:str}", call_operation, methods=["POST"]),
             Route("/mcp", mcp),  # an ASGI app: every method reaches the SDK
             *web_routes(engine),  # the dashboard: pages and static files, a client of /v1
         ],
