@@ -504,6 +504,21 @@ def test_span_uploads_are_rate_limited_per_key(call, monkeypatch):
     ok(call("run.add_spans", {"run_id": run, "spans": [{"node_name": "x"}]}, key=other))
 
 
+def test_span_rate_limit_answers_429_with_retry_after(http, monkeypatch):
+    limiter = RateLimiter(1 / 60)
+    limiter.capacity = 1
+    monkeypatch.setattr(span_ops, "_limiter", limiter)
+    run = http.post("/v1/run.create", json={"name": "spans 429"}).json()["id"]
+    spans = {"spans": [{"node_name": "x"}]}
+    assert http.post(f"/v1/runs/{run}/spans", json=spans).status_code == 201
+    limited = http.post(f"/v1/runs/{run}/spans", json=spans)
+    assert limited.status_code == 429
+    error = limited.json()["error"]
+    assert error["code"] == "rate_limited" and 0 < error["retry_after"] <= 60
+    # Whole seconds, rounded up: a client that waits that long is let through.
+    assert int(limited.headers["Retry-After"]) == max(1, -(-error["retry_after"] // 1))
+
+
 def test_event_timestamps_are_fixed_width(call, engine, account):
     run = new_run(call)
     ok(call("contact.list", {}, run=run))
