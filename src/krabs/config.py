@@ -32,6 +32,8 @@ class Settings:
     validate_output: bool = False
     undo_ttl_seconds: int = 24 * 3600
     idempotency_ttl_seconds: int = 24 * 3600
+    #: The longest a call held at an approval gate may wait for the decision (``Prefer: wait=N``).
+    approval_wait_max_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,6 +48,7 @@ class Settings:
             rate_limit_per_second=_float("KRABS_RATE_LIMIT_PER_SECOND", 100.0),
             max_body_bytes=_int("KRABS_MAX_BODY_BYTES", 1024 * 1024),
             validate_output=os.environ.get("KRABS_VALIDATE_OUTPUT", "") in ("1", "true", "yes"),
+            approval_wait_max_seconds=_float("KRABS_APPROVAL_WAIT_MAX_SECONDS", 60.0),
         )
 
     @property

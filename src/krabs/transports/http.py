@@ -24,6 +24,7 @@ from krabs.contract.ids import new_id
 from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.engine.context import Principal
+from krabs.runs.approval_wait import acall_waiting
 from krabs.runs.lifecycle import sweeper
 from krabs.transports import http_bulk
 from krabs.transports.audit_routes import audit_routes
@@ -108,6 +109,17 @@ async def read_json_object(request: Request, limit: int) -> Any:
     raise Body(KrabsError("invalid_json", message))
 
 
+def preferred_wait(header: str | None) -> float:
+    """Seconds of RFC 7240's ``Prefer: wait=N`` (how long a call held at an approval gate may wait
+    for the decision); 0 when absent or malformed (a preference that cannot be read is ignored)."""
+    for part in (header or "")[:200].replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            value = value.strip().strip('"')
+            return float(value) if value.isdigit() and len(value) <= 6 else 0.0
+    return 0.0
+
+
 def render(outcome: Outcome, op: str, request_id: str) -> Response:
     if outcome.error is not None:
         response: Response = error_response(
@@ -173,7 +185,8 @@ def create_app(engine: Engine) -> Starlette:
             transport="http",
             request_id=request_id,
         )
-        outcome = await engine.acall(call)
+        wait = preferred_wait(request.headers.get("prefer"))
+        outcome = await (acall_waiting(engine, call, wait) if wait else engine.acall(call))
         return render(outcome, op, request_id)
 
     def document(render: Callable[[], Response]) -> Callable[[Request], Awaitable[Response]]:
