@@ -4,6 +4,7 @@ a finished run, slow consumers cut off without stalling writers, the firehose, a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -108,7 +109,8 @@ def test_the_events_alias_streams_the_same(http):
 def test_the_stream_opens_with_a_retry_hint_and_a_comment_and_keeps_alive(
     http, monkeypatch, engine, account
 ):
-    monkeypatch.setattr(sse, "KEEPALIVE_SECONDS", 0.2)
+    shorter = dataclasses.replace(engine.settings, sse_keepalive_seconds=0.2)
+    monkeypatch.setattr(engine, "settings", shorter)
     run = new_run(http)
     lines: list[str] = []
     with http.stream("GET", f"/v1/runs/{run}/stream") as response:
@@ -215,7 +217,7 @@ def test_resume_soak_200_random_disconnects_in_a_5000_event_run(http, engine, ac
 def test_a_slow_consumer_is_cut_off_without_stalling_writers(
     http, engine, account, monkeypatch, live
 ):
-    monkeypatch.setattr(sse, "QUEUE_SIZE", 8)
+    monkeypatch.setattr(engine, "settings", dataclasses.replace(engine.settings, sse_queue=8))
     run = new_run(http)
     hub = hub_for(engine.store.engine)
     pad = "x" * 4096
@@ -342,3 +344,19 @@ def test_a_run_created_directly_streams_its_started_event(http, engine, account)
         "span",
         "run.completed",
     ]
+
+
+def test_stream_run_and_span_knobs_are_settings(monkeypatch):
+    from krabs.config import Settings
+
+    monkeypatch.setenv("KRABS_SSE_KEEPALIVE_SECONDS", "2.5")
+    monkeypatch.setenv("KRABS_SSE_QUEUE", "64")
+    monkeypatch.setenv("KRABS_RUN_IDLE_SECONDS", "600")
+    monkeypatch.setenv("KRABS_RUN_SWEEP_SECONDS", "30")
+    monkeypatch.setenv("KRABS_SPANS_PER_MINUTE", "120")
+    monkeypatch.setenv("KRABS_APPROVAL_WAIT_MAX_SECONDS", "5")
+    s = Settings.from_env()
+    assert (s.sse_keepalive_seconds, s.sse_queue) == (2.5, 64)
+    assert (s.run_idle_seconds, s.run_sweep_seconds) == (600, 30.0)
+    assert (s.spans_per_minute, s.approval_wait_max_seconds) == (120.0, 5.0)
+    assert sse.StreamOptions.of(s) == sse.StreamOptions(keepalive=2.5, queue_size=64)

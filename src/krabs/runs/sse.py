@@ -10,23 +10,19 @@ subscriber falls too far behind ends; its client reconnects with ``Last-Event-ID
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
 from sqlalchemy.engine import Engine as SqlEngine
 
+from krabs.config import Settings
 from krabs.contract.errors import KrabsError
 from krabs.runs.events import RunEvent, last_seq, read_events, read_firehose
 from krabs.runs.hub import Hub, hub_for
 from krabs.runs.lifecycle import STATUS_AFTER, TERMINAL
 
-#: Seconds between ``:`` keepalive comments (the seed's 15).
-KEEPALIVE_SECONDS = float(os.environ.get("KRABS_SSE_KEEPALIVE_SECONDS") or 15)
-#: Events a subscriber may fall behind before it is cut off.
-QUEUE_SIZE = int(os.environ.get("KRABS_SSE_QUEUE") or 2048)
 #: The reconnection delay suggested to clients, ms.
 RETRY_MS = 2000
 HISTORY_PAGE = 500
@@ -59,10 +55,14 @@ def cursor(header: str | None, query: str | None, name: str) -> int:
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """Per-stream knobs; the defaults are read when a stream starts (tests shorten them)."""
+    """Per-stream knobs (``KRABS_SSE_KEEPALIVE_SECONDS``, ``KRABS_SSE_QUEUE``)."""
 
-    keepalive: float = field(default_factory=lambda: KEEPALIVE_SECONDS)
-    queue_size: int = field(default_factory=lambda: QUEUE_SIZE)
+    keepalive: float = 15.0
+    queue_size: int = 2048
+
+    @classmethod
+    def of(cls, settings: Settings) -> StreamOptions:
+        return cls(keepalive=settings.sse_keepalive_seconds, queue_size=settings.sse_queue)
 
 
 def _opening() -> str:

@@ -243,7 +243,7 @@ def create_app(engine: Engine) -> Starlette:
         exception_handlers={HTTPException: http_error},
         lifespan=lambda _app: lifespan(
             mcp.lifespan(),
-            sweeper(engine.store),
+            sweeper(engine.store, engine.settings.run_sweep_seconds),
             audit_sweeper(engine.store, engine.settings.data_dir),
             job_worker(engine),  # queued runs (POST /v1/run with queue, run.enqueue)
         ),
