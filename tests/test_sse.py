@@ -287,6 +287,56 @@ def test_firehose_streams_every_run_with_filters_and_a_global_cursor(http, engin
     assert int(live[0].id) > last and live[0].json()["op"] == "contact.list"
 
 
+def test_firehose_never_serves_past_a_lower_id_still_in_flight(http, engine, account):
+    """On PostgreSQL ids are taken in order but transactions commit in any order: the firehose
+    holds a committed event back while a lower id is in flight, so order and resume stay whole."""
+    if engine.store.is_sqlite:
+        pytest.skip("SQLite serializes writers: commit order is id order")
+    slow_run, fast_run = new_run(http, "slow"), new_run(http, "fast")
+    hub = hub_for(engine.store.engine)
+
+    def append(conn: Any, run_id: str) -> int:
+        ident, _ = append_event(
+            conn, account_id=account.account_id, run_id=run_id, type="span", data={"n": run_id}
+        )
+        return ident
+
+    slow = engine.store.engine.connect()
+    slow_tx = slow.begin()
+    low = append(slow, slow_run)  # taken first, committed last
+    with engine.store.transaction() as conn:
+        high = append(conn, fast_run)
+        fast_events = take_pending(conn)
+    hub.publish(fast_events)
+    assert high > low
+
+    def commit_slow() -> None:
+        time.sleep(0.5)
+        slow_tx.commit()
+        hub.publish(take_pending(slow))
+        slow.close()
+
+    got: list[int] = []
+    committer = threading.Thread(target=commit_slow)
+    params = {"after_id": low - 1}
+    with connect_sse(http, "GET", "/v1/runs/stream", params=params) as stream:
+        committer.start()
+        for event in events_of(stream):
+            if event.data:
+                got.append(int(event.id))
+            if len(got) == 2:
+                break
+    committer.join(10)
+    assert got == [low, high]
+    # Resuming after the last id gets nothing of those again.
+    with engine.store.transaction() as conn:
+        after = append(conn, fast_run)
+        hub.publish(take_pending(conn))
+    with connect_sse(http, "GET", "/v1/runs/stream", headers={"Last-Event-ID": str(high)}) as s:
+        first = next(e for e in events_of(s) if e.data)
+    assert int(first.id) == after
+
+
 # -- auth and aliases -------------------------------------------------------------------------------
 
 

@@ -15,19 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
 from krabs.config import Settings
 from krabs.contract.errors import KrabsError
-from krabs.runs.events import RunEvent, last_seq, read_events, read_firehose
+from krabs.runs.events import RunEvent, last_seq, read_events, read_firehose, settled_horizon
 from krabs.runs.hub import Hub, hub_for
 from krabs.runs.lifecycle import STATUS_AFTER, TERMINAL
 
 #: The reconnection delay suggested to clients, ms.
 RETRY_MS = 2000
 HISTORY_PAGE = 500
-#: At most this many events of backfill on the firehose (a run's own stream has no such limit).
-FIREHOSE_BACKFILL = 10_000
 
 HEADERS = {
     "Cache-Control": "no-cache, no-transform",
@@ -178,49 +177,75 @@ async def firehose(
     filters: Filters,
     options: StreamOptions | None = None,
 ) -> AsyncIterator[str]:
-    """Every run's events of the account: those after global id ``after_id`` (if given), then live.
-    Never ends by itself."""
+    """Every run's events of the account: those after global id ``after_id`` (if given, else from
+    now), then live. Never ends by itself.
+
+    Served from the table in id order, only up to the settled horizon (``settled_horizon``): on
+    PostgreSQL a transaction holding a lower id may commit after a higher one, and a client that had
+    been sent the higher id would, resuming after it, never get the lower. The hub's events only
+    wake the stream; while some are above the horizon it looks again shortly."""
     options = options or StreamOptions()
     hub = hub_for(db)
     await hub.ensure_listening()
     with hub.subscribe(account_id, maxsize=options.queue_size) as sub:
         yield _opening()
-        sent: set[int] = set()
-        if after_id is not None:
-            last = after_id
-            while len(sent) < FIREHOSE_BACKFILL:
-                page = await _read(
-                    db,
-                    read_firehose,
-                    account_id,
-                    last,
-                    HISTORY_PAGE,
-                    agent=filters.agent,
-                    op=filters.op,
-                    status=filters.status,
-                )
-                for event in page:
-                    last = event.id
-                    sent.add(event.id)
+        last = after_id if after_id is not None else await _read(db, settled_horizon)
+        horizon = last
+
+        async def catch_up() -> AsyncIterator[str]:
+            """Settled events after ``last``, a page per chunk."""
+            nonlocal last, horizon
+            while True:
+                page, horizon = await _read(db, _settled_page, account_id, last, filters)
                 if page:
+                    last = page[-1].id
                     yield "".join(event.frame("id") for event in page)
                 if len(page) < HISTORY_PAGE:
-                    break
-        while True:
-            try:
-                first = await asyncio.wait_for(sub.get(), options.keepalive)
-            except TimeoutError:
-                yield ": keepalive\n\n"
-                continue
-            frames: list[str] = []
-            for event in [first, *sub.drain()]:
-                if event is None:
-                    if frames:
-                        yield "".join(frames)
+                    last = max(last, horizon)  # nothing else settled up to there matches
                     return
-                if event.id in sent or (after_id is not None and 0 < event.id <= after_id):
+
+        async for chunk in catch_up():
+            yield chunk
+        told = 0  # the highest id the hub announced
+        delay = SETTLE_POLL_MIN
+        while True:
+            wait = delay if told > horizon else options.keepalive
+            try:
+                first = await asyncio.wait_for(sub.get(), wait)
+            except TimeoutError:
+                if told <= horizon:
+                    yield ": keepalive\n\n"
                     continue
-                if filters.keep(event):
-                    frames.append(event.frame("id"))
-            if frames:
-                yield "".join(frames)
+                delay = min(delay * 2, SETTLE_POLL_MAX)  # still in flight below: look again
+            else:
+                for event in [first, *sub.drain()]:
+                    if event is None:  # fell too far behind: the client resumes from its last id
+                        return
+                    told = max(told, event.id)
+                delay = SETTLE_POLL_MIN
+            async for chunk in catch_up():
+                yield chunk
+
+
+#: How soon a firehose looks again for events announced but not yet settled (seconds, doubling).
+SETTLE_POLL_MIN, SETTLE_POLL_MAX = 0.005, 0.25
+
+
+def _settled_page(
+    conn: Connection, account_id: str, after: int, filters: Filters
+) -> tuple[list[RunEvent], int]:
+    """One page of the account's settled events after ``after``, and the horizon it was read to."""
+    horizon = settled_horizon(conn)
+    if horizon <= after:
+        return [], horizon
+    page = read_firehose(
+        conn,
+        account_id,
+        after,
+        HISTORY_PAGE,
+        agent=filters.agent,
+        op=filters.op,
+        status=filters.status,
+        upto=horizon,
+    )
+    return page, horizon
