@@ -114,7 +114,9 @@ async def run_stream(
             return
         while True:
             try:
-                first = await asyncio.wait_for(sub.get(), options.keepalive)
+                # asyncio.timeout, not wait_for: no task per wait (a thousand streams wait at once).
+                async with asyncio.timeout(options.keepalive):
+                    first = await sub.get()
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
@@ -211,7 +213,8 @@ async def firehose(
         while True:
             wait = delay if told > horizon else options.keepalive
             try:
-                first = await asyncio.wait_for(sub.get(), wait)
+                async with asyncio.timeout(wait):
+                    first = await sub.get()
             except TimeoutError:
                 if told <= horizon:
                     yield ": keepalive\n\n"
