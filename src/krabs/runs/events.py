@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import utcnow
+from krabs.store.prepared import Prepared
 from krabs.store.tables import run_events, runs
 
 #: Where a connection keeps the events it appended until they are published (or dropped).
@@ -116,6 +117,22 @@ _BUMP = (
     .returning(runs.c.last_seq, runs.c.agent_id, runs.c.name, runs.c.status)
 )
 _INSERT = run_events.insert().returning(run_events.c.id)
+#: Every call appends an event or two: on SQLite both statements run straight on the driver.
+_BUMP_FAST = Prepared(_BUMP)
+_INSERT_FAST = Prepared(
+    _INSERT,
+    column_keys=(
+        "account_id",
+        "run_id",
+        "seq",
+        "ts",
+        "type",
+        "op",
+        "action_id",
+        "latency_ms",
+        "data",
+    ),
+)
 _NOTIFY_INSERT = sa.text(
     "WITH e AS (INSERT INTO run_events (account_id, run_id, seq, ts, type, op, action_id, "
     "latency_ms, data) VALUES (:account_id, :run_id, :seq, :ts, :type, :op, :action_id, "
@@ -195,7 +212,8 @@ def append_event(
     ts = ts or utcnow()
     bump = {"run": run_id, "acct": account_id, "now": ts, **_stats(type, data)}
     bump["lca"] = ts if type == "tool_call" else None
-    row = conn.execute(_BUMP, bump).first()
+    rows = _BUMP_FAST.execute(conn, bump)
+    row = rows[0] if rows else None
     if row is None:
         raise KrabsError(
             "not_found", f"no run with id {run_id[:80]!r} in this account", param="run_id"
@@ -207,8 +225,9 @@ def append_event(
             conn, account_id, run_id, 1, "run.started", started, None, None, ts, agent_id, status
         )
         zero = {k: 0 for k in bump if k.startswith("d_")}
-        row = conn.execute(_BUMP, {**bump, **zero}).first()
-        assert row is not None
+        rows = _BUMP_FAST.execute(conn, {**bump, **zero})
+        assert rows
+        row = rows[0]
         seq = int(row[0])
     event_id = _insert(
         conn, account_id, run_id, seq, type, data, op, action_id, ts, agent_id, status
@@ -253,7 +272,9 @@ def _insert(
         }
         event_id = int(conn.execute(_NOTIFY_INSERT, params).scalar_one())
     else:
-        event_id = int(conn.execute(_INSERT, values).scalar_one())
+        inserted = _INSERT_FAST.execute(conn, values)
+        assert inserted
+        event_id = int(inserted[0][0])
     event = RunEvent(
         id=event_id,
         seq=seq,

@@ -91,12 +91,14 @@ async def run_stream(
     with hub.subscribe(account_id, run_id, maxsize=options.queue_size) as sub:
         yield _opening()
         last = after_seq
+        #: The run's (last seq, status), read with the last page of history.
+        state: tuple[int, str] | None = None
 
         async def backlog(upto: int | None = None) -> AsyncIterator[str]:
             """Stored events after ``last`` (up to seq ``upto``), in order, a page per chunk."""
-            nonlocal last
+            nonlocal last, state
             while upto is None or last < upto:
-                page = await _read(db, read_events, account_id, run_id, last, HISTORY_PAGE)
+                page, state = await _read(db, _history, account_id, run_id, last)
                 frames = []
                 for event in page:
                     if upto is not None and event.seq > upto:
@@ -110,7 +112,9 @@ async def run_stream(
 
         async for chunk in backlog():
             yield chunk
-        if await _finished(db, account_id, run_id, last):
+        # Read after the history (in the same visit to the database): a run that ended after it
+        # still has its last events coming from the hub, which this stream subscribed to first.
+        if state is None or (state[1] in TERMINAL and last >= state[0]):
             return
         while True:
             try:
@@ -149,9 +153,12 @@ async def run_stream(
                 yield "".join(frames)
 
 
-async def _finished(db: SqlEngine, account_id: str, run_id: str, last: int) -> bool:
-    state = await _read(db, last_seq, account_id, run_id)
-    return state is None or (state[1] in TERMINAL and last >= state[0])
+def _history(
+    conn: Connection, account_id: str, run_id: str, after: int
+) -> tuple[list[RunEvent], tuple[int, str] | None]:
+    """A page of the run's events after seq ``after``, then its last seq and status."""
+    page = read_events(conn, account_id, run_id, after, HISTORY_PAGE)
+    return page, last_seq(conn, account_id, run_id)
 
 
 @dataclass(frozen=True)
