@@ -156,6 +156,7 @@ async def _subscribe(
                         continue  # run.started and other non-bench events
                     seqs.append(int(ident))
                     latencies.append(now - sent)
+                    stats["sent"].append(sent)
                     stats["count"] += 1
                     stats["first"] = stats["first"] or now
                     stats["last"] = now
@@ -180,6 +181,7 @@ async def subscriber_main(config: dict[str, Any]) -> None:
             "first": 0.0,
             "last": 0.0,
             "reconnects": 0,
+            "sent": [],
             "connected": asyncio.Event(),
         }
         all_stats.append(stats)
@@ -207,6 +209,7 @@ async def subscriber_main(config: dict[str, Any]) -> None:
                 "window_s": (max(lasts) - min(firsts)) if firsts else 0.0,
                 "p50_ms": _pct(latencies, 50) * 1000,
                 "p99_ms": _pct(latencies, 99) * 1000,
+                "timeline": _timeline(all_stats),
                 "reconnects": sum(s["reconnects"] for s in all_stats),
                 "per_path": [
                     {"path": s["path"], "count": s["count"], "in_order": _in_order(s["seqs"])}
@@ -216,6 +219,22 @@ async def subscriber_main(config: dict[str, Any]) -> None:
         ),
         flush=True,
     )
+
+
+def _timeline(all_stats: list[dict[str, Any]]) -> list[list[float]]:
+    """Per second of the write phase (by send time): deliveries, p50 and max write→receive, ms."""
+    pairs = [(t, x) for s in all_stats for t, x in zip(s["sent"], s["latencies"], strict=True)]
+    if not pairs:
+        return []
+    start = min(t for t, _ in pairs)
+    buckets: dict[int, list[float]] = {}
+    for t, x in pairs:
+        buckets.setdefault(int(t - start), []).append(x)
+    out = []
+    for second in sorted(buckets):
+        xs = sorted(buckets[second])
+        out.append([second, len(xs), round(_pct(xs, 50) * 1000, 1), round(xs[-1] * 1000, 1)])
+    return out
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -513,6 +532,7 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
         "p99_ms": got["p99_ms"],
         "dropped": dropped,
         "reconnects": got["reconnects"],
+        "timeline": got["timeline"],
         "write": args.write,
         "target_p99_ms": 50,
         "pass": got["p99_ms"] <= 50
