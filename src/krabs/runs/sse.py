@@ -163,20 +163,11 @@ def _history(
 
 @dataclass(frozen=True)
 class Filters:
+    """The firehose's query filters (``status``: the run's status when the event is served)."""
+
     agent: str | None = None
     op: str | None = None
     status: str | None = None
-
-    def keep(self, event: RunEvent) -> bool:
-        if self.agent is not None and event.agent_id != self.agent:
-            return False
-        if self.op is not None and event.op != self.op:
-            return False
-        if self.status is not None:
-            status = STATUS_AFTER.get(event.type, event.status)
-            if status != self.status:
-                return False
-        return True
 
 
 async def firehose(
