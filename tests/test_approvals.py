@@ -247,3 +247,77 @@ def test_a_gate_on_everything_never_locks_out_the_deciders(call: Caller, engine:
     ok(call("tag.create", {"name": "t"}, idem="all"))
     assert ok(call("approval_policy.set", {"rules": []}))["deleted"] is True
     ok(call("tag.create", {"name": "free"}))
+
+
+# -- a caller waiting at the gate (Prefer: wait=N) --------------------------------------------------
+
+
+def _waiting_delete(live: Any, gated: dict[str, Any], idem: str, prefer: str) -> dict[str, Any]:
+    """Start the gated delete with ``Prefer``, in a thread; its response lands in the dict."""
+    import threading
+
+    import httpx
+
+    out: dict[str, Any] = {}
+    headers = {
+        "Authorization": f"Bearer {gated['key']}",
+        "X-Krabs-Run": gated["run"],
+        "Idempotency-Key": idem,
+        "Prefer": prefer,
+    }
+
+    def send() -> None:
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            out["response"] = client.post(
+                "/v1/contact.delete", json={"id": gated["contact"]}, headers=headers
+            )
+
+    out["thread"] = threading.Thread(target=send, daemon=True)
+    out["thread"].start()
+    return out
+
+
+def _pending(call: Caller, run_id: str) -> str:
+    """The run's pending approval, once the held call has asked for it (bounded wait)."""
+    import time
+
+    for _ in range(400):
+        found = ok(call("approval.list", {"status": "pending", "run_id": run_id}))["data"]
+        if found:
+            return str(found[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError("the gated call never asked for an approval")
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_waiting_caller_is_woken_by_the_decision(
+    call: Caller, engine: Engine, account: Any, gated: dict[str, Any], live: Any, decision: str
+) -> None:
+    held = _waiting_delete(live, gated, f"wait-{decision}", "wait=30")
+    approval_id = _pending(call, gated["run"])
+    assert "response" not in held  # still held at the gate
+    ok(call("approval.decide", {"id": approval_id, "decision": decision}))
+    held["thread"].join(40)
+    response = held["response"]
+    if decision == "approve":
+        # Woken by the decision's run.input event: the held call ran, once, and answered it.
+        assert response.status_code == 200, response.text
+        assert response.json()["deleted"] is True
+        assert _live_contacts(engine, account) == 0
+    else:
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "approval_rejected"
+        assert _live_contacts(engine, account) == 1
+
+
+@pytest.mark.parametrize(
+    "prefer", ["wait=1", "wait=abc", "wait=-3", "wait=99999999999", "respond-async, wait"]
+)
+def test_a_wait_that_runs_out_or_cannot_be_read_answers_approval_required(
+    gated: dict[str, Any], live: Any, prefer: str
+) -> None:
+    held = _waiting_delete(live, gated, f"w-{prefer}", prefer)
+    held["thread"].join(30)
+    response = held["response"]
+    assert response.status_code == 202
+    assert response.json()["error"]["code"] == "approval_required"

@@ -196,3 +196,29 @@ def test_cli_real_replay_is_a_new_run_and_safe_to_retry(
     events = ok(call("run.list_events", {"run_id": summary["run_id"], "type": "tool_call"}))
     assert [e["op"] for e in events["data"]][:2] == ["tag.create", "tag.delete"]
     assert all(e["data"]["replayed"] for e in events["data"][2:])  # the retry wrote nothing
+
+
+def test_real_replay_does_not_undo_again(
+    call: Caller, engine: Engine, account: Any, live: Any
+) -> None:
+    undone = _run(engine, account, "undone")
+    tag = ok(call("tag.create", {"name": "comes back"}, run=undone))
+    undoer = _run(engine, account, "undoer")
+    reverted = ok(call("run.undo", {"id": undone}, run=undoer))
+    assert not [t for t in ok(call("tag.list", {"limit": 100}))["data"] if t["id"] == tag["id"]]
+    ok(call("action.undo", {"undo_token": reverted["undo_token"]}))  # the tag is back
+    # A dry replay reports what the undo would do today and keeps nothing.
+    before = snapshot(engine.store)
+    dry = ok(call("run.replay", {"id": undoer}))
+    assert [i["op"] for i in dry["items"]] == ["run.undo"]
+    after = snapshot(engine.store)
+    assert {t for t in before if before[t] != after[t]} <= {"run_events", "runs", "api_keys"}
+    # A real replay skips it, saying why, and the tag stays.
+    result = _cli(live, account, undoer, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    items = [json.loads(x) for x in result.stdout.splitlines()]
+    summary = items.pop()["summary"]
+    assert summary["skipped"] == 1 and summary["executed"] == 0
+    assert items[0]["op"] == "run.undo" and items[0]["status"] == "skipped"
+    assert "not executed again" in items[0]["reason"]
+    assert [t for t in ok(call("tag.list", {"limit": 100}))["data"] if t["id"] == tag["id"]]

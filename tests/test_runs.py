@@ -190,6 +190,22 @@ def test_idempotent_replay_is_recorded_as_replayed(call, engine, account):
     assert stats["writes"] == 1 and stats["calls"] == 2
 
 
+def test_idempotent_replay_in_another_run_is_recorded_there(call, engine, account):
+    first_run, second_run = new_run(call), new_run(call)
+    first = ok(call("contact.create", {"display_name": "Twice"}, idem="k-move", run=first_run))
+    again = call("contact.create", {"display_name": "Twice"}, idem="k-move", run=second_run)
+    assert again.replayed and ok(again)["id"] == first["id"]
+    # The replay is a call of the run it was made in (the response says so too), marked as a
+    # replay of the original run's call; the original run has only its own call.
+    assert again.run_id == second_run
+    [replay] = [e for e in tool_calls(engine, account, second_run) if e["op"] == "contact.create"]
+    assert replay["replayed"] is True and replay["original_run_id"] == first_run
+    assert replay["result"]["id"] == first["id"]
+    originals = [e for e in tool_calls(engine, account, first_run) if e["op"] == "contact.create"]
+    assert len(originals) == 1 and originals[0]["replayed"] is False
+    assert ok(call("run.get", {"id": second_run}))["stats"]["writes"] == 0
+
+
 def test_secrets_and_undo_tokens_never_reach_events(call, engine, account):
     run = new_run(call)
     key = ok(call("api_key.create", {"name": "leak test"}, run=run))
@@ -502,6 +518,21 @@ def test_span_uploads_are_rate_limited_per_key(call, monkeypatch):
     assert e["retry_after"] > 0
     other = ok(call("api_key.create", {"name": "other key"}))["secret"]
     ok(call("run.add_spans", {"run_id": run, "spans": [{"node_name": "x"}]}, key=other))
+
+
+def test_span_rate_limit_answers_429_with_retry_after(http, monkeypatch):
+    limiter = RateLimiter(1 / 60)
+    limiter.capacity = 1
+    monkeypatch.setattr(span_ops, "_limiter", limiter)
+    run = http.post("/v1/run.create", json={"name": "spans 429"}).json()["id"]
+    spans = {"spans": [{"node_name": "x"}]}
+    assert http.post(f"/v1/runs/{run}/spans", json=spans).status_code == 201
+    limited = http.post(f"/v1/runs/{run}/spans", json=spans)
+    assert limited.status_code == 429
+    error = limited.json()["error"]
+    assert error["code"] == "rate_limited" and 0 < error["retry_after"] <= 60
+    # Whole seconds, rounded up: a client that waits that long is let through.
+    assert int(limited.headers["Retry-After"]) == max(1, -(-error["retry_after"] // 1))
 
 
 def test_event_timestamps_are_fixed_width(call, engine, account):

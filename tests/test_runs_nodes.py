@@ -167,3 +167,40 @@ def test_a_stream_on_one_node_sees_writes_from_both_without_duplicates(nodes):
                 if event.data:
                     seen.append(int(event.id))
     assert seen == list(range(1, 1 + 1 + 40 + 1))
+
+
+def test_a_caller_waiting_at_a_gate_on_one_node_is_woken_by_a_decision_on_the_other(nodes):
+    url_a, url_b = nodes
+    with (
+        httpx.Client(base_url=url_a, headers=AUTH, timeout=60) as a,
+        httpx.Client(base_url=url_b, headers=AUTH, timeout=60) as b,
+    ):
+        agent = f"agent_gate{uuid.uuid4().hex[:8]}"
+        made = a.post("/v1/api_key.create", json={"name": "gated", "agent_id": agent})
+        secret = made.json()["secret"]
+        rules = {"agent_id": agent, "rules": [{"op": "contact.delete"}]}
+        assert a.post("/v1/approval_policy.set", json=rules).is_success
+        as_agent = {"Authorization": f"Bearer {secret}"}
+        run = b.post("/v1/run.create", json={"name": "gate"}, headers=as_agent).json()["id"]
+        contact = b.post("/v1/contact.create", json={"display_name": "Held"}).json()["id"]
+        out: dict[str, Any] = {}
+
+        def held() -> None:
+            headers = {**as_agent, "X-Krabs-Run": run, "Idempotency-Key": "x", "Prefer": "wait=30"}
+            out["r"] = b.post("/v1/contact.delete", json={"id": contact}, headers=headers)
+
+        thread = threading.Thread(target=held, daemon=True)
+        thread.start()
+        for _ in range(400):
+            pending = a.post("/v1/approval.list", json={"status": "pending", "run_id": run})
+            if pending.json()["data"]:
+                break
+            time.sleep(0.05)
+        approval = pending.json()["data"][0]["id"]
+        assert "r" not in out  # held on node B
+        decided = a.post("/v1/approval.decide", json={"id": approval, "decision": "approve"})
+        assert decided.is_success, decided.text
+        thread.join(40)
+    # Node A's decision reached node B's waiter through LISTEN/NOTIFY: the held call ran there.
+    assert out["r"].status_code == 200, out["r"].text
+    assert out["r"].json()["deleted"] is True

@@ -4,6 +4,7 @@ a finished run, slow consumers cut off without stalling writers, the firehose, a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -108,7 +109,8 @@ def test_the_events_alias_streams_the_same(http):
 def test_the_stream_opens_with_a_retry_hint_and_a_comment_and_keeps_alive(
     http, monkeypatch, engine, account
 ):
-    monkeypatch.setattr(sse, "KEEPALIVE_SECONDS", 0.2)
+    shorter = dataclasses.replace(engine.settings, sse_keepalive_seconds=0.2)
+    monkeypatch.setattr(engine, "settings", shorter)
     run = new_run(http)
     lines: list[str] = []
     with http.stream("GET", f"/v1/runs/{run}/stream") as response:
@@ -215,7 +217,7 @@ def test_resume_soak_200_random_disconnects_in_a_5000_event_run(http, engine, ac
 def test_a_slow_consumer_is_cut_off_without_stalling_writers(
     http, engine, account, monkeypatch, live
 ):
-    monkeypatch.setattr(sse, "QUEUE_SIZE", 8)
+    monkeypatch.setattr(engine, "settings", dataclasses.replace(engine.settings, sse_queue=8))
     run = new_run(http)
     hub = hub_for(engine.store.engine)
     pad = "x" * 4096
@@ -285,6 +287,56 @@ def test_firehose_streams_every_run_with_filters_and_a_global_cursor(http, engin
     assert int(live[0].id) > last and live[0].json()["op"] == "contact.list"
 
 
+def test_firehose_never_serves_past_a_lower_id_still_in_flight(http, engine, account):
+    """On PostgreSQL ids are taken in order but transactions commit in any order: the firehose
+    holds a committed event back while a lower id is in flight, so order and resume stay whole."""
+    if engine.store.is_sqlite:
+        pytest.skip("SQLite serializes writers: commit order is id order")
+    slow_run, fast_run = new_run(http, "slow"), new_run(http, "fast")
+    hub = hub_for(engine.store.engine)
+
+    def append(conn: Any, run_id: str) -> int:
+        ident, _ = append_event(
+            conn, account_id=account.account_id, run_id=run_id, type="span", data={"n": run_id}
+        )
+        return ident
+
+    slow = engine.store.engine.connect()
+    slow_tx = slow.begin()
+    low = append(slow, slow_run)  # taken first, committed last
+    with engine.store.transaction() as conn:
+        high = append(conn, fast_run)
+        fast_events = take_pending(conn)
+    hub.publish(fast_events)
+    assert high > low
+
+    def commit_slow() -> None:
+        time.sleep(0.5)
+        slow_tx.commit()
+        hub.publish(take_pending(slow))
+        slow.close()
+
+    got: list[int] = []
+    committer = threading.Thread(target=commit_slow)
+    params = {"after_id": low - 1}
+    with connect_sse(http, "GET", "/v1/runs/stream", params=params) as stream:
+        committer.start()
+        for event in events_of(stream):
+            if event.data:
+                got.append(int(event.id))
+            if len(got) == 2:
+                break
+    committer.join(10)
+    assert got == [low, high]
+    # Resuming after the last id gets nothing of those again.
+    with engine.store.transaction() as conn:
+        after = append(conn, fast_run)
+        hub.publish(take_pending(conn))
+    with connect_sse(http, "GET", "/v1/runs/stream", headers={"Last-Event-ID": str(high)}) as s:
+        first = next(e for e in events_of(s) if e.data)
+    assert int(first.id) == after
+
+
 # -- auth and aliases -------------------------------------------------------------------------------
 
 
@@ -342,3 +394,19 @@ def test_a_run_created_directly_streams_its_started_event(http, engine, account)
         "span",
         "run.completed",
     ]
+
+
+def test_stream_run_and_span_knobs_are_settings(monkeypatch):
+    from krabs.config import Settings
+
+    monkeypatch.setenv("KRABS_SSE_KEEPALIVE_SECONDS", "2.5")
+    monkeypatch.setenv("KRABS_SSE_QUEUE", "64")
+    monkeypatch.setenv("KRABS_RUN_IDLE_SECONDS", "600")
+    monkeypatch.setenv("KRABS_RUN_SWEEP_SECONDS", "30")
+    monkeypatch.setenv("KRABS_SPANS_PER_MINUTE", "120")
+    monkeypatch.setenv("KRABS_APPROVAL_WAIT_MAX_SECONDS", "5")
+    s = Settings.from_env()
+    assert (s.sse_keepalive_seconds, s.sse_queue) == (2.5, 64)
+    assert (s.run_idle_seconds, s.run_sweep_seconds) == (600, 30.0)
+    assert (s.spans_per_minute, s.approval_wait_max_seconds) == (120.0, 5.0)
+    assert sse.StreamOptions.of(s) == sse.StreamOptions(keepalive=2.5, queue_size=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,18 @@ class Settings:
     validate_output: bool = False
     undo_ttl_seconds: int = 24 * 3600
     idempotency_ttl_seconds: int = 24 * 3600
+    #: The longest a call held at an approval gate may wait for the decision (``Prefer: wait=N``).
+    approval_wait_max_seconds: float = 60.0
+    #: Seconds between an SSE stream's ``:`` keepalive comments (the seed's 15).
+    sse_keepalive_seconds: float = 15.0
+    #: Events an SSE subscriber may fall behind before it is cut off (its client resumes).
+    sse_queue: int = 2048
+    #: An open run with no call for this long expires.
+    run_idle_seconds: int = 24 * 3600
+    #: How often a server's sweep looks for idle runs.
+    run_sweep_seconds: float = 300.0
+    #: Span uploads per key per minute (the seed's 60), per process.
+    spans_per_minute: float = 60.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,6 +59,12 @@ class Settings:
             rate_limit_per_second=_float("KRABS_RATE_LIMIT_PER_SECOND", 100.0),
             max_body_bytes=_int("KRABS_MAX_BODY_BYTES", 1024 * 1024),
             validate_output=os.environ.get("KRABS_VALIDATE_OUTPUT", "") in ("1", "true", "yes"),
+            approval_wait_max_seconds=_float("KRABS_APPROVAL_WAIT_MAX_SECONDS", 60.0),
+            sse_keepalive_seconds=_float("KRABS_SSE_KEEPALIVE_SECONDS", 15.0),
+            sse_queue=_int("KRABS_SSE_QUEUE", 2048),
+            run_idle_seconds=_int("KRABS_RUN_IDLE_SECONDS", 24 * 3600),
+            run_sweep_seconds=_float("KRABS_RUN_SWEEP_SECONDS", 300.0),
+            spans_per_minute=_float("KRABS_SPANS_PER_MINUTE", 60.0),
         )
 
     @property
@@ -54,3 +73,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'krabs.db').resolve()}"
+
+
+@functools.cache
+def env_settings() -> Settings:
+    """This process's settings from the environment, read once: for code with no engine's
+    ``Settings`` in reach (an operation's own limit, a run's idle time)."""
+    return Settings.from_env()

@@ -106,4 +106,9 @@ class Outcome:
 
     @classmethod
     def failure(cls, error: KrabsError) -> Outcome:
-        return cls(error=error, status=error.status)
+        """The outcome of ``error``; a ``retry_after`` in its details (an operation's own rate
+        limit, e.g. span uploads) becomes the outcome's, so every transport says when to retry
+        (HTTP's ``Retry-After``) whichever step raised it."""
+        wait = error.details.get("retry_after")
+        retry_after = float(wait) if isinstance(wait, int | float) and wait >= 0 else None
+        return cls(error=error, status=error.status, retry_after=retry_after)

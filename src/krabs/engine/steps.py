@@ -86,6 +86,7 @@ class RateLimit:
                     "rate_limited",
                     f"rate limit of {self.limiter.rate:g} requests/s for this key exceeded; "
                     f"retry in {wait:.2f}s",
+                    details={"retry_after": round(wait, 3)},
                 )
             )
             outcome.retry_after = wait

@@ -4,12 +4,12 @@ batches as ``span`` events of a run. Their tokens and cost add up in the run's s
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import Field
 
+from krabs.config import env_settings
 from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.models import Args, ListArgs, ListOf, Name, Out, Text, page
@@ -20,10 +20,19 @@ from krabs.ratelimit import RateLimiter
 from krabs.runs.events import append_event
 from krabs.store.tables import run_events
 
-#: Span uploads per key per minute (the seed's 60), in this process.
-SPANS_PER_MINUTE = float(os.environ.get("KRABS_SPANS_PER_MINUTE") or 60)
-_limiter = RateLimiter(SPANS_PER_MINUTE / 60)
-_limiter.capacity = max(1.0, SPANS_PER_MINUTE)  # a minute's worth may come at once
+#: Span uploads per key, in this process: made on first use from ``KRABS_SPANS_PER_MINUTE``.
+_limiter: RateLimiter | None = None
+
+
+def limiter() -> RateLimiter:
+    global _limiter
+    if _limiter is None:
+        per_minute = env_settings().spans_per_minute
+        made = RateLimiter(per_minute / 60)
+        made.capacity = max(1.0, per_minute)  # a minute's worth may come at once
+        _limiter = made
+    return _limiter
+
 
 Kind = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")]
 
@@ -86,11 +95,12 @@ def add(uow: UnitOfWork, args: SpanAdd) -> dict[str, Any]:
     the run's stats. Limited to 60 uploads per key per minute (`rate_limited`: wait
     `retry_after` seconds); send up to 100 spans per upload."""
     check_takes_events(run_row(uow, args.run_id, "run_id"), uow.now, "run_id")
-    wait = _limiter.acquire(uow.principal.key_id or uow.account_id)
+    limit = limiter()
+    wait = limit.acquire(uow.principal.key_id or uow.account_id)
     if wait is not None:
         raise KrabsError(
             "rate_limited",
-            f"span uploads are limited to {SPANS_PER_MINUTE:g} per minute per key; retry in "
+            f"span uploads are limited to {limit.rate * 60:g} per minute per key; retry in "
             f"{wait:.1f}s (batch up to 100 spans per upload)",
             details={"retry_after": round(wait, 3)},
         )

@@ -12,7 +12,7 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.engine.context import Principal
 from krabs.engine.uow import utcnow
-from krabs.runs.lifecycle import IDLE_SECONDS, expire_run, is_idle
+from krabs.runs.lifecycle import expire_run, idle_seconds, is_idle
 from krabs.store.db import Store
 from krabs.store.tables import runs
 
@@ -67,7 +67,7 @@ class RunResolver:
             expire_run(self.store, principal.account_id, run_id)
             raise KrabsError(
                 "run_closed",
-                f"run {run_id} expired after {IDLE_SECONDS // 3600} h without a call; start a new "
+                f"run {run_id} expired after {idle_seconds() // 3600} h without a call; start a new "
                 "run or omit the run id",
                 param="X-Krabs-Run",
             )

@@ -140,6 +140,50 @@ _NOTIFY_INSERT = sa.text(
 )
 
 
+#: Advisory lock keys of in-flight event writers: this bit plus a value of the event id sequence.
+LOCK_BASE = 1 << 62
+#: Taken once per PostgreSQL transaction before its first event takes an id: a shared (never
+#: waiting) lock on the sequence's last value, so an in-flight writer's ids are all above its key.
+_LOCK_BEFORE_ID = sa.text(
+    "SELECT pg_advisory_xact_lock_shared(CAST(:base AS bigint) + coalesce(pg_sequence_last_value("
+    "CAST(pg_get_serial_sequence('run_events', 'id') AS regclass)), 0))"
+)
+_MAX_ID = sa.text("SELECT coalesce(max(id), 0) FROM run_events")
+#: The lowest key an in-flight event writer holds (any schema of this database: only cautious).
+_LOWEST_IN_FLIGHT = sa.text(
+    "SELECT min(((classid::bigint << 32) | objid::bigint) - CAST(:base AS bigint)) FROM pg_locks "
+    "WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint >= (CAST(:base AS bigint) >> 32) "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def _lock_before_id(conn: Connection) -> None:
+    """Once per transaction, before the transaction's first event id (see ``settled_horizon``)."""
+    tx = conn.get_transaction()
+    if conn.info.get("krabs_id_lock") is not tx:
+        conn.execute(_LOCK_BEFORE_ID, {"base": LOCK_BASE})
+        conn.info["krabs_id_lock"] = tx
+
+
+def settled_horizon(conn: Connection) -> int:
+    """The highest global event id at or below which every event is settled (committed, or rolled
+    back for good): a reader that serves ids in order up to here never skips one that commits later.
+
+    Ids come from a sequence (CACHE 1: handed out in increasing order) when an event is inserted,
+    and on PostgreSQL transactions commit in any order, so id 10 may become visible after id 11.
+    Every writer transaction first takes a shared advisory lock keyed by the sequence's last value,
+    before it takes any id, and holds it to its end: its ids are all above its key. So, reading the
+    highest visible id M, then the lowest key K held, every id up to min(M, K) was taken before M
+    (so its writer locked before that) and its writer either still holds a key ≤ K below it (then
+    the id is above K) or has ended (then a later statement sees it). On SQLite writers are
+    serialized: what is visible is always a prefix."""
+    highest = int(conn.execute(_MAX_ID).scalar_one())
+    if conn.dialect.name != "postgresql":
+        return highest
+    lowest = conn.execute(_LOWEST_IN_FLIGHT, {"base": LOCK_BASE}).scalar()
+    return highest if lowest is None else min(highest, int(lowest))
+
+
 def channel_of(conn: Connection) -> str:
     """This database's notification channel (one per schema)."""
     cached = conn.info.get("krabs_channel")
@@ -218,6 +262,7 @@ def _insert(
     if conn.dialect.name == "postgresql":
         from krabs.runs.hub import node_prefix
 
+        _lock_before_id(conn)
         params = {
             **values,
             "channel": channel_of(conn),
@@ -308,13 +353,17 @@ def read_firehose(
     agent: str | None = None,
     op: str | None = None,
     status: str | None = None,
+    upto: int | None = None,
 ) -> list[RunEvent]:
-    """Every run's events of the account with global ``id > after_id``, in id order."""
+    """Every run's events of the account with global ``id > after_id`` (and ``<= upto``), in id
+    order."""
     q = (
         sa.select(run_events, runs.c.agent_id, runs.c.status)
         .join(runs, runs.c.id == run_events.c.run_id)
         .where(run_events.c.account_id == account_id, run_events.c.id > after_id)
     )
+    if upto is not None:
+        q = q.where(run_events.c.id <= upto)
     if agent is not None:
         q = q.where(runs.c.agent_id == agent)
     if op is not None:

@@ -8,13 +8,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from krabs.config import env_settings
 from krabs.engine.uow import utcnow
 from krabs.runs.events import append_event, take_pending
 from krabs.runs.hub import hub_for
@@ -24,10 +24,11 @@ from krabs.store.tables import run_events, runs
 
 log = logging.getLogger("krabs.runs")
 
-#: An open run with no call for this long expires.
-IDLE_SECONDS = int(os.environ.get("KRABS_RUN_IDLE_SECONDS") or 24 * 3600)
-#: How often the app's sweep looks for idle runs.
-SWEEP_SECONDS = float(os.environ.get("KRABS_RUN_SWEEP_SECONDS") or 300)
+
+def idle_seconds() -> int:
+    """How long an open run may go without a call before it expires (``KRABS_RUN_IDLE_SECONDS``)."""
+    return env_settings().run_idle_seconds
+
 
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 #: The status a lifecycle event leaves its run in.
@@ -51,7 +52,7 @@ def _parse(ts: str) -> dt.datetime:
 def idle_cutoff(now: str | None = None) -> str:
     """Runs whose last activity is before this have been idle too long."""
     moment = _parse(now) if now else dt.datetime.now(dt.UTC)
-    return _iso(moment - dt.timedelta(seconds=IDLE_SECONDS))
+    return _iso(moment - dt.timedelta(seconds=idle_seconds()))
 
 
 def last_activity() -> Any:
@@ -102,7 +103,7 @@ def _expire(conn: Connection, account_id: str, run_id: str, now: str) -> bool:
         account_id=account_id,
         run_id=run_id,
         type="run.expired",
-        data={"status": "expired", "idle_since": row[0] or row[1], "idle_seconds": IDLE_SECONDS},
+        data={"status": "expired", "idle_since": row[0] or row[1], "idle_seconds": idle_seconds()},
         ts=now,
     )
     return True
@@ -126,7 +127,7 @@ def expire_idle(store: Store, now: str | None = None, batch: int = 500) -> int:
 
 
 @contextlib.asynccontextmanager
-async def sweeper(store: Store, every: float = SWEEP_SECONDS) -> AsyncIterator[None]:
+async def sweeper(store: Store, every: float = 300.0) -> AsyncIterator[None]:
     """For an app's lifespan: sweep idle runs now and every ``every`` seconds."""
 
     async def loop() -> None:

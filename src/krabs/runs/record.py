@@ -59,13 +59,18 @@ class RecordEvent:
             self._take(call)
             raise
         recorded = self._take(call)
-        run_id = outcome.run_id or call.run_id
+        # An idempotent replay is a new call of the run it is made in, answered from the stored
+        # response: its event goes there (marked replayed, naming the original run if another).
+        original = outcome.run_id if outcome.replayed else None
+        run_id = call.run_id or outcome.run_id
+        if outcome.replayed and call.run_id:
+            outcome.run_id = call.run_id
         if recorded is not None:
             event, events = recorded
             outcome.event = event
             after_commit(self.store, lambda: self.hub.publish(events))
         elif run_id and call.principal is not None and call.operation is not None:
-            outcome.event = self._record_alone(call, outcome, run_id)
+            outcome.event = self._record_alone(call, outcome, run_id, original)
         if outcome.ok and not requested_dry_run(call) and call.principal and call.who.key_id:
             self._touch(call.who.key_id)
         return outcome
@@ -78,8 +83,12 @@ class RecordEvent:
         with self._lock:
             self._recorded[call.request.request_id] = (event, events)
 
-    def _record_alone(self, call: Call, outcome: Outcome, run_id: str) -> dict[str, Any] | None:
+    def _record_alone(
+        self, call: Call, outcome: Outcome, run_id: str, original: str | None = None
+    ) -> dict[str, Any] | None:
         event = tool_call(call, outcome)
+        if original and original != run_id:
+            event["original_run_id"] = original
         try:
             with self.store.transaction(write=True) as conn:
                 if conn.dialect.name == "postgresql":

@@ -27,6 +27,9 @@ from krabs.store.tables import audit_actions
 
 #: Operations never re-executed: replaying a replay would recurse.
 NOT_REPLAYED = frozenset({"run.replay"})
+#: Undos reverted particular writes of their own time. A real replay never runs one again (it would
+#: undo blindly whatever those rows hold today); a dry replay still reports what it would do.
+UNDOES = frozenset({"run.undo", "action.undo"})
 _ID = re.compile(r"^[a-z]+_[0-9A-Z]{16,40}$")
 _TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 _SECRET = re.compile(r"^(undo_|krabs_sk_)\S+$")
@@ -257,6 +260,20 @@ class DryReplay:
 
 
 CallFn = Callable[[str, dict[str, Any], str], dict[str, Any]]
+
+
+def not_executed(op: str, data: dict[str, Any]) -> str | None:
+    """Why a real replay skips this recorded call (its per-call ``skipped`` reason), or None."""
+    if op in NOT_REPLAYED:
+        return f"{op} is not replayed"
+    if data.get("dry_run"):
+        return "the original call was a dry-run"
+    if op in UNDOES:
+        return (
+            f"{op} is not executed again: it reverted writes of its own time, and a replay does "
+            "not undo blindly (undo the replay's own run with `krabs runs undo` if needed)"
+        )
+    return None
 
 
 def replay_key(run_id: str, seq: int) -> str:

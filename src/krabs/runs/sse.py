@@ -10,28 +10,23 @@ subscriber falls too far behind ends; its client reconnects with ``Last-Event-ID
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from krabs.config import Settings
 from krabs.contract.errors import KrabsError
-from krabs.runs.events import RunEvent, last_seq, read_events, read_firehose
+from krabs.runs.events import RunEvent, last_seq, read_events, read_firehose, settled_horizon
 from krabs.runs.hub import Hub, hub_for
 from krabs.runs.lifecycle import STATUS_AFTER, TERMINAL
 
-#: Seconds between ``:`` keepalive comments (the seed's 15).
-KEEPALIVE_SECONDS = float(os.environ.get("KRABS_SSE_KEEPALIVE_SECONDS") or 15)
-#: Events a subscriber may fall behind before it is cut off.
-QUEUE_SIZE = int(os.environ.get("KRABS_SSE_QUEUE") or 2048)
 #: The reconnection delay suggested to clients, ms.
 RETRY_MS = 2000
 HISTORY_PAGE = 500
-#: At most this many events of backfill on the firehose (a run's own stream has no such limit).
-FIREHOSE_BACKFILL = 10_000
 
 HEADERS = {
     "Cache-Control": "no-cache, no-transform",
@@ -59,10 +54,14 @@ def cursor(header: str | None, query: str | None, name: str) -> int:
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """Per-stream knobs; the defaults are read when a stream starts (tests shorten them)."""
+    """Per-stream knobs (``KRABS_SSE_KEEPALIVE_SECONDS``, ``KRABS_SSE_QUEUE``)."""
 
-    keepalive: float = field(default_factory=lambda: KEEPALIVE_SECONDS)
-    queue_size: int = field(default_factory=lambda: QUEUE_SIZE)
+    keepalive: float = 15.0
+    queue_size: int = 2048
+
+    @classmethod
+    def of(cls, settings: Settings) -> StreamOptions:
+        return cls(keepalive=settings.sse_keepalive_seconds, queue_size=settings.sse_queue)
 
 
 def _opening() -> str:
@@ -92,12 +91,14 @@ async def run_stream(
     with hub.subscribe(account_id, run_id, maxsize=options.queue_size) as sub:
         yield _opening()
         last = after_seq
+        #: The run's (last seq, status), read with the last page of history.
+        state: tuple[int, str] | None = None
 
         async def backlog(upto: int | None = None) -> AsyncIterator[str]:
             """Stored events after ``last`` (up to seq ``upto``), in order, a page per chunk."""
-            nonlocal last
+            nonlocal last, state
             while upto is None or last < upto:
-                page = await _read(db, read_events, account_id, run_id, last, HISTORY_PAGE)
+                page, state = await _read(db, _history, account_id, run_id, last)
                 frames = []
                 for event in page:
                     if upto is not None and event.seq > upto:
@@ -111,11 +112,15 @@ async def run_stream(
 
         async for chunk in backlog():
             yield chunk
-        if await _finished(db, account_id, run_id, last):
+        # Read after the history (in the same visit to the database): a run that ended after it
+        # still has its last events coming from the hub, which this stream subscribed to first.
+        if state is None or (state[1] in TERMINAL and last >= state[0]):
             return
         while True:
             try:
-                first = await asyncio.wait_for(sub.get(), options.keepalive)
+                # asyncio.timeout, not wait_for: no task per wait (a thousand streams wait at once).
+                async with asyncio.timeout(options.keepalive):
+                    first = await sub.get()
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
@@ -148,27 +153,21 @@ async def run_stream(
                 yield "".join(frames)
 
 
-async def _finished(db: SqlEngine, account_id: str, run_id: str, last: int) -> bool:
-    state = await _read(db, last_seq, account_id, run_id)
-    return state is None or (state[1] in TERMINAL and last >= state[0])
+def _history(
+    conn: Connection, account_id: str, run_id: str, after: int
+) -> tuple[list[RunEvent], tuple[int, str] | None]:
+    """A page of the run's events after seq ``after``, then its last seq and status."""
+    page = read_events(conn, account_id, run_id, after, HISTORY_PAGE)
+    return page, last_seq(conn, account_id, run_id)
 
 
 @dataclass(frozen=True)
 class Filters:
+    """The firehose's query filters (``status``: the run's status when the event is served)."""
+
     agent: str | None = None
     op: str | None = None
     status: str | None = None
-
-    def keep(self, event: RunEvent) -> bool:
-        if self.agent is not None and event.agent_id != self.agent:
-            return False
-        if self.op is not None and event.op != self.op:
-            return False
-        if self.status is not None:
-            status = STATUS_AFTER.get(event.type, event.status)
-            if status != self.status:
-                return False
-        return True
 
 
 async def firehose(
@@ -178,49 +177,76 @@ async def firehose(
     filters: Filters,
     options: StreamOptions | None = None,
 ) -> AsyncIterator[str]:
-    """Every run's events of the account: those after global id ``after_id`` (if given), then live.
-    Never ends by itself."""
+    """Every run's events of the account: those after global id ``after_id`` (if given, else from
+    now), then live. Never ends by itself.
+
+    Served from the table in id order, only up to the settled horizon (``settled_horizon``): on
+    PostgreSQL a transaction holding a lower id may commit after a higher one, and a client that had
+    been sent the higher id would, resuming after it, never get the lower. The hub's events only
+    wake the stream; while some are above the horizon it looks again shortly."""
     options = options or StreamOptions()
     hub = hub_for(db)
     await hub.ensure_listening()
     with hub.subscribe(account_id, maxsize=options.queue_size) as sub:
         yield _opening()
-        sent: set[int] = set()
-        if after_id is not None:
-            last = after_id
-            while len(sent) < FIREHOSE_BACKFILL:
-                page = await _read(
-                    db,
-                    read_firehose,
-                    account_id,
-                    last,
-                    HISTORY_PAGE,
-                    agent=filters.agent,
-                    op=filters.op,
-                    status=filters.status,
-                )
-                for event in page:
-                    last = event.id
-                    sent.add(event.id)
+        last = after_id if after_id is not None else await _read(db, settled_horizon)
+        horizon = last
+
+        async def catch_up() -> AsyncIterator[str]:
+            """Settled events after ``last``, a page per chunk."""
+            nonlocal last, horizon
+            while True:
+                page, horizon = await _read(db, _settled_page, account_id, last, filters)
                 if page:
+                    last = page[-1].id
                     yield "".join(event.frame("id") for event in page)
                 if len(page) < HISTORY_PAGE:
-                    break
-        while True:
-            try:
-                first = await asyncio.wait_for(sub.get(), options.keepalive)
-            except TimeoutError:
-                yield ": keepalive\n\n"
-                continue
-            frames: list[str] = []
-            for event in [first, *sub.drain()]:
-                if event is None:
-                    if frames:
-                        yield "".join(frames)
+                    last = max(last, horizon)  # nothing else settled up to there matches
                     return
-                if event.id in sent or (after_id is not None and 0 < event.id <= after_id):
+
+        async for chunk in catch_up():
+            yield chunk
+        told = 0  # the highest id the hub announced
+        delay = SETTLE_POLL_MIN
+        while True:
+            wait = delay if told > horizon else options.keepalive
+            try:
+                async with asyncio.timeout(wait):
+                    first = await sub.get()
+            except TimeoutError:
+                if told <= horizon:
+                    yield ": keepalive\n\n"
                     continue
-                if filters.keep(event):
-                    frames.append(event.frame("id"))
-            if frames:
-                yield "".join(frames)
+                delay = min(delay * 2, SETTLE_POLL_MAX)  # still in flight below: look again
+            else:
+                for event in [first, *sub.drain()]:
+                    if event is None:  # fell too far behind: the client resumes from its last id
+                        return
+                    told = max(told, event.id)
+                delay = SETTLE_POLL_MIN
+            async for chunk in catch_up():
+                yield chunk
+
+
+#: How soon a firehose looks again for events announced but not yet settled (seconds, doubling).
+SETTLE_POLL_MIN, SETTLE_POLL_MAX = 0.005, 0.25
+
+
+def _settled_page(
+    conn: Connection, account_id: str, after: int, filters: Filters
+) -> tuple[list[RunEvent], int]:
+    """One page of the account's settled events after ``after``, and the horizon it was read to."""
+    horizon = settled_horizon(conn)
+    if horizon <= after:
+        return [], horizon
+    page = read_firehose(
+        conn,
+        account_id,
+        after,
+        HISTORY_PAGE,
+        agent=filters.agent,
+        op=filters.op,
+        status=filters.status,
+        upto=horizon,
+    )
+    return page, horizon

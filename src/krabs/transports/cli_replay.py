@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from krabs.client_errors import KrabsAPIError
-from krabs.runs.replay import NOT_REPLAYED, learn_ids, remap, replay_key
+from krabs.runs.replay import learn_ids, not_executed, remap, replay_key
 from krabs.transports.cli import err_console, state
 from krabs.transports.cli_backend import Backend
 from krabs.transports.cli_render import render_error
@@ -95,8 +95,9 @@ def _execute_one(
     data, seq = event["data"], int(event["seq"])
     op = str(event.get("op") or data.get("op"))
     item: dict[str, Any] = {"seq": seq, "op": op}
-    if op in NOT_REPLAYED or data.get("dry_run"):
-        return {**item, "status": "skipped", "reason": "a dry-run or a replay is not executed"}
+    skip = not_executed(op, data)
+    if skip is not None:
+        return {**item, "status": "skipped", "reason": skip}
     args = remap({k: v for k, v in (data.get("args") or {}).items() if k != "dry_run"}, ids)
     try:
         result = backend.call(op, args, idempotency_key=replay_key(source, seq), run=target)

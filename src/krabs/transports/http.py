@@ -24,6 +24,7 @@ from krabs.contract.ids import new_id
 from krabs.contract.schema import openapi_document, schema_document
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.engine.context import Principal
+from krabs.runs.approval_wait import acall_waiting
 from krabs.runs.lifecycle import sweeper
 from krabs.transports import http_bulk
 from krabs.transports.audit_routes import audit_routes
@@ -108,6 +109,17 @@ async def read_json_object(request: Request, limit: int) -> Any:
     raise Body(KrabsError("invalid_json", message))
 
 
+def preferred_wait(header: str | None) -> float:
+    """Seconds of RFC 7240's ``Prefer: wait=N`` (how long a call held at an approval gate may wait
+    for the decision); 0 when absent or malformed (a preference that cannot be read is ignored)."""
+    for part in (header or "")[:200].replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            value = value.strip().strip('"')
+            return float(value) if value.isdigit() and len(value) <= 6 else 0.0
+    return 0.0
+
+
 def render(outcome: Outcome, op: str, request_id: str) -> Response:
     # The headers are given to the response whole: each ``response.headers[...] = …`` afterwards
     # rescans and rebuilds the header list (it showed in the write path's profile).
@@ -177,7 +189,8 @@ def create_app(engine: Engine) -> Starlette:
             transport="http",
             request_id=request_id,
         )
-        outcome = await engine.acall(call)
+        wait = preferred_wait(request.headers.get("prefer"))
+        outcome = await (acall_waiting(engine, call, wait) if wait else engine.acall(call))
         return render(outcome, op, request_id)
 
     def document(render: Callable[[], Response]) -> Callable[[Request], Awaitable[Response]]:
@@ -237,7 +250,7 @@ def create_app(engine: Engine) -> Starlette:
         exception_handlers={HTTPException: http_error},
         lifespan=lambda _app: lifespan(
             mcp.lifespan(),
-            sweeper(engine.store),
+            sweeper(engine.store, engine.settings.run_sweep_seconds),
             audit_sweeper(engine.store, engine.settings.data_dir, engine.settings.undo_ttl_seconds),
             job_worker(engine),  # queued runs (POST /v1/run with queue, run.enqueue)
         ),

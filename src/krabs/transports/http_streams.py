@@ -47,6 +47,10 @@ def stream_routes(
 
     who = who or by_caller
 
+    def stream_options() -> sse.StreamOptions:
+        """Given ones, else the engine's settings as they are when the stream starts."""
+        return options or sse.StreamOptions.of(engine.settings)
+
     async def read_body(request: Request) -> Any:
         try:
             return await read_json_object(request, limit)
@@ -153,7 +157,7 @@ def stream_routes(
                 "not_found", f"no run with id {run_id[:80]!r} in this account", param="id"
             )
             return error_response(err, op=None, request_id=rid)
-        events = sse.run_stream(db, principal.account_id, run_id, after, options)
+        events = sse.run_stream(db, principal.account_id, run_id, after, stream_options())
         return StreamingResponse(
             events,
             media_type="text/event-stream",
@@ -181,7 +185,7 @@ def stream_routes(
             principal.account_id,
             after,
             filters,
-            options,
+            stream_options(),
         )
         return StreamingResponse(
             events, media_type="text/event-stream", headers={**sse.HEADERS, "X-Request-Id": rid}
