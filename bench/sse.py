@@ -194,13 +194,21 @@ async def subscriber_main(config: dict[str, Any]) -> None:
     await asyncio.gather(*(s["connected"].wait() for s in all_stats))
     print("ready", flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.readline)  # the main process says stop
+    # The main process says stop, and from when (epoch seconds) latencies count: events sent during
+    # its warm-up are still counted and checked for order, not timed.
+    said = await loop.run_in_executor(None, sys.stdin.readline)
+    timed_from = float(said.split()[1]) if len(said.split()) > 1 else 0.0
     await asyncio.sleep(config.get("grace", 1.0))
     stop.set()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    latencies = sorted(x for s in all_stats for x in s["latencies"])
+    latencies = sorted(
+        x
+        for s in all_stats
+        for t, x in zip(s["sent"], s["latencies"], strict=True)
+        if t >= timed_from
+    )
     firsts = [s["first"] for s in all_stats if s["first"]]
     lasts = [s["last"] for s in all_stats if s["last"]]
     print(
@@ -264,8 +272,8 @@ class Subscribers:
         if line.strip() != "ready":
             raise RuntimeError(f"subscribers did not start: {line!r}")
 
-    def finish(self) -> dict[str, Any]:
-        out, _ = self.proc.communicate("stop\n", timeout=120)
+    def finish(self, timed_from: float = 0.0) -> dict[str, Any]:
+        out, _ = self.proc.communicate(f"stop {timed_from}\n", timeout=120)
         return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -422,7 +430,7 @@ async def write_paced(
                 ok[run] += 1
 
     workers = [asyncio.create_task(worker(p)) for p in posters]
-    start = time.monotonic()
+    start, start_epoch = time.monotonic(), time.time()
     for i in range(int(rate * seconds)):
         when = start + i / rate
         delay = when - time.monotonic()
@@ -436,7 +444,12 @@ async def write_paced(
     for poster in posters:
         poster.close()
     lags.sort()
-    return {"ok": ok, "elapsed_s": elapsed, "lag_p99_ms": _pct(lags, 99) * 1000}
+    return {
+        "ok": ok,
+        "elapsed_s": elapsed,
+        "lag_p99_ms": _pct(lags, 99) * 1000,
+        "start_epoch": start_epoch,
+    }
 
 
 # -- scenarios ---------------------------------------------------------------------------------------
@@ -509,13 +522,12 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
     per_run = args.breadth_subscribers // args.runs
     paths = [f"/v1/runs/{run}/stream?after_seq=1" for run in runs for _ in range(per_run)]
     subs = Subscribers("127.0.0.1", krabs_port, paths, KEY)
+    total = args.warmup + args.seconds
     wrote = asyncio.run(
-        write_paced(
-            url, runs, args.rate, args.seconds, {"Authorization": f"Bearer {KEY}"}, args.write
-        )
+        write_paced(url, runs, args.rate, total, {"Authorization": f"Bearer {KEY}"}, args.write)
     )
     ok: dict[str, int] = wrote["ok"]
-    got = subs.finish()
+    got = subs.finish(timed_from=wrote["start_epoch"] + args.warmup)
     by_run = {f"/v1/runs/{run}/stream?after_seq=1": n for run, n in ok.items()}
     dropped = sum(
         max(0, by_run[p["path"]] - p["count"]) + (0 if p["in_order"] else 1)
@@ -535,10 +547,11 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
         "reconnects": got["reconnects"],
         "timeline": got["timeline"],
         "write": args.write,
+        "warmup_s": args.warmup,
         "target_p99_ms": 50,
         "pass": got["p99_ms"] <= 50
         and dropped == 0
-        and sum(ok.values()) == int(args.rate * args.seconds),
+        and sum(ok.values()) == int(args.rate * total),
     }
 
 
@@ -568,6 +581,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
     parser.add_argument("--seconds", type=float, default=8.0, help="write phase of each part")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="(b) seconds written at the same rate before latencies count (deliveries still do)",
+    )
     parser.add_argument("--subscribers", type=int, default=100, help="(a) subscribers")
     parser.add_argument("--writers", type=int, default=8, help="(a) concurrent writers")
     parser.add_argument("--batch", type=int, default=20, help="(a) events per write request")
@@ -624,8 +643,11 @@ def report(r: dict[str, Any]) -> None:
             f"{b['writes_per_s']:.0f} writes/s ({b['write']}): deliveries {b['deliveries']} / "
             f"{b['expected_deliveries']}, p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms, "
             f"dropped {b['dropped']}, reconnects {b['reconnects']}, "
-            f"writer's send lag p99 {b['send_lag_p99_ms']:.1f} ms"
+            f"writer's send lag p99 {b['send_lag_p99_ms']:.1f} ms; latencies timed after a "
+            f"{b['warmup_s']:g} s warm-up at the same rate"
         )
+        for second, n, p50, worst in b["timeline"]:
+            print(f"    second {second:>2}: {n:>5} deliveries, p50 {p50:6.1f} ms, max {worst:7.1f} ms")
         verdict = "PASS" if b["pass"] else "FAIL"
         print(f"    target p99 <= 50 ms and none dropped: {verdict}")
 
