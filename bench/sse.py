@@ -102,7 +102,13 @@ def bare_app() -> Any:
 
 
 async def _subscribe(
-    host: str, port: int, path: str, auth: str | None, stats: dict[str, Any], stop: asyncio.Event
+    host: str,
+    port: int,
+    path: str,
+    auth: str | None,
+    stats: dict[str, Any],
+    stop: asyncio.Event,
+    ready_on: bytes | None = None,
 ) -> None:
     """One SSE client; on a dropped stream it resumes from its last id, as a browser does."""
     last: str | None = None
@@ -134,9 +140,11 @@ async def _subscribe(
                 buf = buf.replace(b"\r\n", b"\n")
                 while b"\n\n" in buf:
                     block, buf = buf.split(b"\n\n", 1)
-                    # Ready once the stream's opening comment came: the server sends it after it
-                    # has subscribed (the response headers come before that).
-                    stats["connected"].set()
+                    # Ready once the stream's opening comment came (the server sends it after it
+                    # has subscribed), or with ``ready_on`` once that comment came (krabs's
+                    # ": live": its history is read and it waits for new events).
+                    if ready_on is None or block.strip() == ready_on:
+                        stats["connected"].set()
                     ident = data = None
                     for line in block.split(b"\n"):
                         if line.startswith(b"id: "):
@@ -188,7 +196,15 @@ async def subscriber_main(config: dict[str, Any]) -> None:
         all_stats.append(stats)
         tasks.append(
             asyncio.create_task(
-                _subscribe(config["host"], config["port"], path, config.get("key"), stats, stop)
+                _subscribe(
+                    config["host"],
+                    config["port"],
+                    path,
+                    config.get("key"),
+                    stats,
+                    stop,
+                    config["ready_on"].encode() if config.get("ready_on") else None,
+                )
             )
         )
     await asyncio.gather(*(s["connected"].wait() for s in all_stats))
@@ -259,8 +275,10 @@ def _in_order(seqs: list[int]) -> bool:
 class Subscribers:
     """The subscriber process: started, waited for until every stream is connected, stopped."""
 
-    def __init__(self, host: str, port: int, paths: list[str], key: str | None) -> None:
-        config = {"host": host, "port": port, "paths": paths, "key": key}
+    def __init__(
+        self, host: str, port: int, paths: list[str], key: str | None, ready_on: str | None = None
+    ) -> None:
+        config = {"host": host, "port": port, "paths": paths, "key": key, "ready_on": ready_on}
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--subscriber", json.dumps(config)],
             stdin=subprocess.PIPE,
@@ -521,7 +539,7 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
     runs = [new_run(url, f"bench breadth {i}") for i in range(args.runs)]
     per_run = args.breadth_subscribers // args.runs
     paths = [f"/v1/runs/{run}/stream?after_seq=1" for run in runs for _ in range(per_run)]
-    subs = Subscribers("127.0.0.1", krabs_port, paths, KEY)
+    subs = Subscribers("127.0.0.1", krabs_port, paths, KEY, ready_on=": live")
     total = args.warmup + args.seconds
     wrote = asyncio.run(
         write_paced(url, runs, args.rate, total, {"Authorization": f"Bearer {KEY}"}, args.write)
@@ -584,7 +602,7 @@ def main() -> None:
     parser.add_argument(
         "--warmup",
         type=float,
-        default=2.0,
+        default=0.0,
         help="(b) seconds written at the same rate before latencies count (deliveries still do)",
     )
     parser.add_argument("--subscribers", type=int, default=100, help="(a) subscribers")

@@ -123,6 +123,17 @@ def test_the_stream_opens_with_a_retry_hint_and_a_comment_and_keeps_alive(
     assert lines[0].startswith("retry: ") and ": connected" in lines
     assert lines.count(": keepalive") == 3
     assert "event: run.started" in lines
+    # ": live" says the history is out and the stream now waits for new events.
+    assert lines.index(": connected") < lines.index("event: run.started") < lines.index(": live")
+    assert lines.index(": live") < lines.index(": keepalive") and lines.count(": live") == 1
+
+
+def test_a_finished_run_s_stream_never_says_live(http):
+    run = new_run(http)
+    http.post("/v1/run.close", json={"id": run})
+    with http.stream("GET", f"/v1/runs/{run}/stream") as response:
+        lines = list(response.iter_lines())
+    assert "event: run.completed" in lines and ": live" not in lines
 
 
 # -- resume ------------------------------------------------------------------------------------------

@@ -116,6 +116,9 @@ async def run_stream(
         # still has its last events coming from the hub, which this stream subscribed to first.
         if state is None or (state[1] in TERMINAL and last >= state[0]):
             return
+        # Caught up: from here every event arrives as it happens (a tool that waits for a stream to
+        # be live before it acts, such as bench/sse.py, waits for this comment).
+        yield ": live\n\n"
         while True:
             try:
                 # asyncio.timeout, not wait_for: no task per wait (a thousand streams wait at once).
