@@ -22,6 +22,7 @@ from krabs.audit.retention import drop_undo_images
 from krabs.audit.sources import from_database, from_export
 from krabs.audit.verify import Tampered, verify_log
 from krabs.cli import cli
+from krabs.runs.jobs import claim, run_job
 from krabs.store.tables import audit_actions, audit_payloads
 
 SECRET = "ada.secret@lovelace.dev"
@@ -220,10 +221,25 @@ def test_after_erasure_no_byte_of_the_contact_is_in_the_database_or_an_export(
     )
     ok(call("contact.update", {"id": contact["id"], "title": title}))
     ok(call("contact.update", {"id": contact["id"], "title": "Lady"}))  # the old title overwritten
+    # Copies outside the log: a failed call's run event and a call held at an approval gate.
+    missing = {"contact_id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W", "kind": "email", "value": email}
+    err(call("identity.add", missing, run=run), "not_found")
+    ok(call("approval_policy.set", {"rules": [{"op": "identity.add"}]}))
+    held = {"contact_id": contact["id"], "kind": "phone", "value": phone.replace("+1", "+1 ")}
+    err(call("identity.add", held, run=run), "approval_required")
+    ok(call("approval_policy.set", {"rules": []}))
+    ok(call("run.enqueue", {"calls": [{"op": "identity.add", "args": missing}]}))  # a job, run
+    job = claim(engine.store)
+    assert job is not None and run_job(engine, job)
+    with engine.store.connect(write=False) as conn:
+        before = _account_text(conn, account.account_id)
+    assert email in before and phone.replace("+1", "+1 ") in before  # the copies are there
+    assert before.count(email) >= 4  # the failed call's event, the job's call and its result
     ok(call("contact.delete", {"id": contact["id"], "erase": True}))
     with engine.store.connect(write=False) as conn:
         text = _account_text(conn, account.account_id)
     assert [n for n in needles if n in text] == []
+    assert phone.replace("+1", "+1 ") not in text
     if engine.store.engine.dialect.name == "sqlite":
         path = Path(str(engine.store.engine.url.database))
         assert erasure.wal_dirty

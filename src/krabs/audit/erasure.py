@@ -26,6 +26,7 @@ from krabs.audit.verify_work import ERASED_OP, erased_set_digest
 from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
 from krabs.store.tables import (
+    approvals,
     audit_actions,
     audit_data_keys,
     audit_payloads,
@@ -34,6 +35,7 @@ from krabs.store.tables import (
     contacts,
     idempotency_keys,
     identities,
+    jobs,
     run_events,
 )
 
@@ -98,6 +100,9 @@ def _erase_one(uow: UnitOfWork, contact_id: str) -> int:
                 "attributes": {},
             },
         )
+    _scrub_mentions(
+        uow, [contact_id, *{str(v) for i in ident_rows for v in (i.value, i.normalized) if v}]
+    )
     targets = [contact_id, *(i.id for i in ident_rows)]
     digests = set(_legacy_digests(uow, targets)) | set(_sealed_digests(uow, contact_id))
     erased = 0
@@ -164,6 +169,41 @@ def _drop_copies(uow: UnitOfWork, digests: list[str]) -> None:
             .where(e.c.account_id == uow.account_id, e.c.action_id == action_id)
             .values(data=body)
         )
+
+
+def _scrub_mentions(uow: UnitOfWork, needles: list[str]) -> None:
+    """Copies of the contact's data outside the log and its payloads: held calls' arguments
+    (approvals), finished jobs' calls and results, and run events (failed calls', and those of
+    calls that named the contact without writing its rows), found by the contact's id and identity
+    values in their JSON text. A name alone is not searched: it would match strangers."""
+    needles = [n for n in needles if len(n) >= 3]
+    if not needles:
+        return
+    acct = uow.account_id
+
+    def mentions(col: Any) -> Any:
+        text = sa.cast(col, sa.Text)
+        return sa.or_(*(text.contains(n, autoescape=True) for n in needles))
+
+    a, j, e = approvals, jobs, run_events
+    uow.execute(
+        a.update()
+        .where(a.c.account_id == acct, mentions(a.c.args))
+        .values(args={"erased": True}, note=None)
+    )
+    finished = j.c.status.notin_(("queued", "running"))
+    for column in (j.c.payload, j.c.result):
+        uow.execute(
+            j.update()
+            .where(j.c.account_id == acct, finished, mentions(column))
+            .values(payload={"erased": True}, result={"erased": True})
+        )
+    events = uow.execute(
+        sa.select(e.c.id, e.c.op).where(e.c.account_id == acct, mentions(e.c.data))
+    ).all()
+    for event in events:
+        body = json.dumps({"op": event.op, "erased": True})
+        uow.execute(e.update().where(e.c.id == event.id).values(data=body))
 
 
 def _erase_payload(
