@@ -22,7 +22,7 @@ from sqlalchemy.engine.result import IteratorResult, Result, SimpleResultMetaDat
 
 
 class _Compiled:
-    __slots__ = ("converted", "defaults", "getter", "names", "processors", "sql")
+    __slots__ = ("converted", "defaults", "getter", "names", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
@@ -31,9 +31,7 @@ class _Compiled:
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         procs = compiled._bind_processors
-        self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
-            procs.get(n) for n in self.names
-        )
+        processors = [procs.get(n) for n in self.names]
         # A bind's own value (a literal such as the 1 of ``last_seq + 1``) unless the caller gives
         # one; an INSERT's column binds are ``required`` and have none.
         self.defaults: dict[str, Any] = {
@@ -46,32 +44,24 @@ class _Compiled:
         #: type processor (JSON) converted: ``bind`` runs for every statement of every write.
         self.getter: Callable[[Mapping[str, Any]], Any] | None = None
         self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
-            (i, p) for i, p in enumerate(self.processors) if p is not None
+            (i, p) for i, p in enumerate(processors) if p is not None
         )
         if self.names:
             self.getter = operator.itemgetter(*self.names)
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The driver's parameters, in order; a missing one is a ``KeyError`` naming it."""
         getter = self.getter
-        if getter is not None:
-            try:
-                picked = getter({**self.defaults, **params} if self.defaults else params)
-            except KeyError:
-                pass  # fall through: the same missing parameter, reported as before
-            else:
-                values: tuple[Any, ...] = (picked,) if len(self.names) == 1 else picked
-                if not self.converted:
-                    return values
-                converted = list(values)
-                for i, convert in self.converted:
-                    converted[i] = convert(converted[i])
-                return tuple(converted)
-        defaults = self.defaults
-        out = []
-        for name, proc in zip(self.names, self.processors, strict=True):
-            value = params[name] if name in params or name not in defaults else defaults[name]
-            out.append(value if proc is None else proc(value))
-        return tuple(out)
+        if getter is None:
+            return ()
+        picked = getter({**self.defaults, **params} if self.defaults else params)
+        values: tuple[Any, ...] = (picked,) if len(self.names) == 1 else picked
+        if not self.converted:
+            return values
+        converted = list(values)
+        for i, convert in self.converted:
+            converted[i] = convert(converted[i])
+        return tuple(converted)
 
     def values(
         self, names: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -84,7 +74,7 @@ class _Compiled:
             raise ValueError(
                 f"values for {self.names} need every one of them, got {names}"
             ) from None
-        procs = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        procs = self.converted
         if pos == list(range(len(names))) and not procs:
             return rows
         get = itemgetter(*pos) if len(pos) > 1 else (lambda r: (r[pos[0]],))
