@@ -353,9 +353,9 @@ def test_cli_verifies_a_live_server_and_pins_its_vkey(call, engine, account, liv
 
 
 def test_worker_processes_give_the_same_verdicts(call, engine, account, tmp_path, monkeypatch):
-    from krabs.audit import verify
+    from krabs.audit import verify_pool
 
-    monkeypatch.setattr(verify, "BATCH", 2)
+    monkeypatch.setattr(verify_pool, "BATCH", 2)
     path = export(call, engine, account)
     assert verify_log(from_export(path), workers=2).signed == 6
     manifest, tables = load(path)
@@ -370,11 +370,11 @@ def test_worker_processes_name_the_first_of_several_bad_records(
 ):
     """Batches come back from the workers in any order of completion: the lowest bad record is
     still the one named, from an export and from the database."""
-    from krabs.audit import verify
+    from krabs.audit import verify_pool
     from krabs.audit.sources import from_database
     from krabs.store.tables import audit_actions
 
-    monkeypatch.setattr(verify, "BATCH", 2)
+    monkeypatch.setattr(verify_pool, "BATCH", 2)
     manifest, tables = load(export(call, engine, account))
     for seq in (5, 2):
         r = by_seq(tables["audit_actions"], seq)
@@ -399,11 +399,11 @@ def test_worker_processes_name_the_first_of_several_bad_records(
 
 
 def test_database_ranges_on_worker_processes(call, engine, account, monkeypatch):
-    from krabs.audit import verify
+    from krabs.audit import verify_pool
     from krabs.audit.sources import from_database
     from krabs.store.tables import audit_actions, audit_payloads
 
-    monkeypatch.setattr(verify, "BATCH", 2)
+    monkeypatch.setattr(verify_pool, "BATCH", 2)
     export(call, engine, account)
     with engine.store.connect(write=False) as conn:
         assert verify_log(from_database(conn, account.account_id), workers=2).records == 6

@@ -137,7 +137,7 @@ def test_invalid_addresses_still_fail(value: str) -> None:
         normalize_identity("email", value)
 
 
-# The phone fast path (``krabs.normalize.simple_phone``): phonenumbers' answer, without its parser.
+# The phone fast path (``krabs.phone_fastpath.simple_phone``): phonenumbers' answer, without its parser.
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 TYPES = [

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import base64
 import functools
-import itertools
 import os
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from krabs.audit import merkle
+from krabs.audit import merkle, verify_pool
 from krabs.audit.canonical import digest
 from krabs.audit.checkpoint import NoteError, verify_note
 from krabs.audit.signing import note_key_id
+from krabs.audit.verify_arrays import LogArrays
+from krabs.audit.verify_pool import in_order, map_batches
 from krabs.audit.verify_work import ROTATION_OP as ROTATION_OP
 from krabs.audit.verify_work import (
     Checked,
@@ -40,9 +39,6 @@ from krabs.audit.verify_work import (
 )
 
 GENESIS = bytes(32)
-#: Rows per task handed to a worker process.
-BATCH = 10_000
-T = TypeVar("T")
 
 
 class Tampered(Exception):
@@ -125,120 +121,6 @@ def _ranges(rows: list[dict[str, Any]]) -> list[KeyRange]:
     return out
 
 
-def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
-    it = iter(rows)
-    while batch := list(itertools.islice(it, size)):
-        yield batch
-
-
-def _run(fn: Callable[[list[Any]], T], rows: Iterable[Any], workers: int) -> Iterator[T]:
-    """``fn`` over batches of ``rows``: in this process for one batch (or one worker), else on a
-    pool of ``workers`` processes with a bounded number of batches in flight."""
-    batches = _batches(rows, BATCH)
-    first = next(batches, None)
-    if first is None:
-        return
-    if workers <= 1 or len(first) < BATCH:
-        yield fn(first)
-        for batch in batches:
-            yield fn(batch)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque[Future[T]] = deque([pool.submit(fn, first)])
-        for batch in batches:
-            pending.append(pool.submit(fn, batch))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-class _Log:
-    """Per-seq results in flat arrays (32 bytes a field): a million records fit in ~130 MB. A batch
-    of consecutive seqs (every batch of an intact log) is copied in whole. The arrays only grow to
-    seqs near the number of rows seen; a record claiming a seq far beyond waits in ``far`` until all
-    rows are in (``settle``), so a hostile export's seq 10**15 is a gap, not an exabyte array."""
-
-    def __init__(self) -> None:
-        self.leaves, self.own, self.prev, self.payload = (bytearray() for _ in range(4))
-        self.present = bytearray()
-        self.rotations: dict[int, str | None] = {}
-        self.erasures: dict[int, Any] = {}
-        self.n = 0
-        self.taken = 0
-        self.far: list[tuple[int, bytes, bytes, bytes, bytes]] = []
-
-    def _cap(self) -> int:
-        return max(1 << 20, 4 * (self.taken + len(self.far)))
-
-    def _grow(self, top: int) -> None:
-        if top > len(self.present):
-            grow = max(top, 2 * len(self.present)) - len(self.present)
-            self.present += bytes(grow)
-            for arr in (self.leaves, self.own, self.prev, self.payload):
-                arr += bytes(32 * grow)
-
-    def add(self, c: Checked) -> list[int]:
-        """Take a batch's records; returns the seqs already taken (or impossible)."""
-        seqs = c.seqs
-        self.rotations.update(c.rotations)
-        self.erasures.update(c.erasures)
-        if not seqs:
-            return []
-        lo, k = seqs[0], len(seqs)
-        hi = lo + k - 1
-        if lo >= 1 and seqs[-1] == hi and hi <= self._cap() and seqs == list(range(lo, hi + 1)):
-            self._grow(hi)
-            if self.present.find(1, lo - 1, hi) < 0:
-                self.present[lo - 1 : hi] = b"\x01" * k
-                at, size = 32 * (lo - 1), 32 * k
-                self.leaves[at : at + size] = c.leaves
-                self.own[at : at + size] = c.own
-                self.prev[at : at + size] = c.prev
-                self.payload[at : at + size] = c.payload
-                self.n = max(self.n, hi)
-                self.taken += k
-                return []
-        dups = []
-        for i, seq in enumerate(seqs):
-            src = slice(32 * i, 32 * i + 32)
-            fields = (c.leaves[src], c.own[src], c.prev[src], c.payload[src])
-            if seq > self._cap():
-                self.far.append(
-                    (seq, bytes(fields[0]), bytes(fields[1]), bytes(fields[2]), bytes(fields[3]))
-                )
-            elif not self._place(seq, fields):
-                dups.append(seq)
-        return dups
-
-    def _place(self, seq: int, fields: tuple[bytes | bytearray, ...]) -> bool:
-        if seq < 1:
-            return False
-        self._grow(seq)
-        if self.present[seq - 1]:
-            return False
-        self.present[seq - 1] = 1
-        at = 32 * (seq - 1)
-        for arr, value in zip(
-            (self.leaves, self.own, self.prev, self.payload), fields, strict=True
-        ):
-            arr[at : at + 32] = value
-        self.n = max(self.n, seq)
-        self.taken += 1
-        return True
-
-    def settle(self) -> list[int]:
-        """Place the far records now that the number of rows is known; returns duplicate seqs. One
-        beyond that number means some seq up to it is missing: ``n`` then covers it (a gap)."""
-        total = self.taken + len(self.far)
-        far, self.far = sorted(self.far), []
-        dups = [seq for seq, *fields in far if seq <= total and not self._place(seq, tuple(fields))]
-        if far and far[-1][0] > total:
-            self._grow(total)
-            self.n = max(self.n, total)
-        return dups
-
-
 def verify_log(
     data: LogData,
     *,
@@ -260,14 +142,14 @@ def verify_log(
         data.account_id, tuple((k.name, k.public, k.from_seq, k.to_seq) for k in ranges), run_id
     )
     errors: list[Tampered] = []
-    log = _Log()
+    log = LogArrays()
     results: Iterable[Checked]
     if data.database is not None:
         results = _ranged(data.database, ctx, procs)
     elif data.action_lines is not None:
-        results = _run(functools.partial(check_lines, ctx=ctx), data.action_lines, procs)
+        results = map_batches(functools.partial(check_lines, ctx=ctx), data.action_lines, procs)
     else:
-        results = _run(functools.partial(check_batch, ctx=ctx), data.actions, procs)
+        results = map_batches(functools.partial(check_batch, ctx=ctx), data.actions, procs)
     missing: list[tuple[int, str]] = []
     bad_payloads: list[int] = []
     dups: list[int] = []
@@ -319,26 +201,13 @@ def verify_log(
 def _ranged(database: tuple[str, int], ctx: Context, procs: int) -> Iterator[Checked]:
     """Workers read and check seq ranges of the database themselves (no rows through this one)."""
     url, top = database
-    spans = [(lo, min(lo + BATCH, top + 1)) for lo in range(1, top + 1, BATCH)]
+    size = verify_pool.BATCH
+    spans = [(lo, min(lo + size, top + 1)) for lo in range(1, top + 1, size)]
     tasks = [functools.partial(check_range, url, lo, hi, ctx) for lo, hi in spans]
-    if procs <= 1 or len(tasks) <= 1:
-        yield from map(_call, tasks)
-        return
-    with ProcessPoolExecutor(max_workers=procs) as pool:
-        pending: deque[Future[Checked]] = deque()
-        for task in tasks:
-            pending.append(pool.submit(task))
-            if len(pending) >= 2 * procs:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    return in_order(tasks, procs if len(tasks) > 1 else 1)
 
 
-def _call(task: Callable[[], T]) -> T:
-    return task()
-
-
-def _check_chain(log: _Log, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:
+def _check_chain(log: LogArrays, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:
     """The hash chain (each record's ``prev_hash`` is the previous record's hash) and the key
     ranges. Compared as two shifted arrays at once; only a broken chain is walked record by
     record, to name where it breaks."""
@@ -370,7 +239,7 @@ def _keys_named(line: bytes, keys: dict[str, str]) -> dict[str, str]:
     return {k: keys[k] for k in names if k in keys}
 
 
-def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> None:
+def _check_payloads(data: LogData, log: LogArrays, report: Report, procs: int) -> None:
     """An export's payloads (the database path checks them in its workers): every record's payload
     is present and matches its digest, or was erased."""
     keys = data.data_keys
@@ -378,13 +247,13 @@ def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> Non
         # Each line goes with the keys of the subjects it names (found without parsing it here).
         lines = ((line, _keys_named(line, keys)) for line in data.payload_lines)
         check_lines_ = functools.partial(check_payload_lines, account_id=data.account_id)
-        checked = _run(check_lines_, lines, procs)
+        checked = map_batches(check_lines_, lines, procs)
     elif data.payloads is not None:
         rows = (
             {**r, "keys": {k: keys[k] for k in (r.get("subjects") or "").split() if k in keys}}
             for r in data.payloads
         )
-        checked = _run(functools.partial(check_payloads, account_id=data.account_id), rows, procs)
+        checked = map_batches(functools.partial(check_payloads, account_id=data.account_id), rows, procs)
     else:
         return
     present: set[bytes] = set()
@@ -415,7 +284,7 @@ def _check_payloads(data: LogData, log: _Log, report: Report, procs: int) -> Non
 
 
 def _check_checkpoints(
-    data: LogData, ranges: list[KeyRange], log: _Log, since: str | None, report: Report
+    data: LogData, ranges: list[KeyRange], log: LogArrays, since: str | None, report: Report
 ) -> None:
     """Every stored checkpoint (and ``since``): signatures, origin, size within the log, root."""
     n = log.n
@@ -458,7 +327,7 @@ def _check_checkpoints(
     report.checkpoints = len(cps)
 
 
-def _check_erasures(data: LogData, log: _Log) -> None:
+def _check_erasures(data: LogData, log: LogArrays) -> None:
     """Every erasure row points at a ``contact.erased`` record, and each such record's committed
     set is exactly the rows pointing at it: an erasure row slipped in to excuse a deleted payload,
     or one dropped, is tampering."""
@@ -476,7 +345,7 @@ def _check_erasures(data: LogData, log: _Log) -> None:
             )
 
 
-def _rotated_from(log: _Log, ranges: list[KeyRange], new: KeyRange) -> KeyRange | None:
+def _rotated_from(log: LogArrays, ranges: list[KeyRange], new: KeyRange) -> KeyRange | None:
     """The key ``new`` replaced: a rotation record just before its range, signed by the old key
     (whose range ends there), commits to exactly this new key."""
     seq = new.from_seq - 1
@@ -488,7 +357,7 @@ def _rotated_from(log: _Log, ranges: list[KeyRange], new: KeyRange) -> KeyRange 
     return None
 
 
-def _check_keys(log: _Log, ranges: list[KeyRange], pins: list[bytes]) -> None:
+def _check_keys(log: LogArrays, ranges: list[KeyRange], pins: list[bytes]) -> None:
     """With pins: every key is pinned or was rotated in from an accepted key (so a key slipped into
     the database is refused). A closed range must end in a rotation."""
     accepted: set[str] = set()
@@ -505,7 +374,7 @@ def _check_keys(log: _Log, ranges: list[KeyRange], pins: list[bytes]) -> None:
             raise Tampered(k.to_seq, f"key {k.name} stops here without a rotation record")
 
 
-def _needed(log: _Log, ranges: list[KeyRange], size: int | None) -> list[str]:
+def _needed(log: LogArrays, ranges: list[KeyRange], size: int | None) -> list[str]:
     """Keys that must have signed a checkpoint: at a rotation, the old key and the new one."""
     if size is None:
         return []
