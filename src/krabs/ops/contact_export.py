@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -15,6 +16,11 @@ from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import TAG_FILTER, tags_of
 from krabs.ops.contact import Stage, filtered, identities_of
 from krabs.store.tables import contacts, identities
+
+if TYPE_CHECKING:
+    from krabs.config import Settings
+    from krabs.engine.context import Principal
+    from krabs.store.db import Store
 
 #: The most rows one call returns; page on with ``starting_after`` = the last ``next_cursor``.
 MAX_EXPORT_ROWS = 100_000
@@ -139,3 +145,25 @@ def export_csv(uow: UnitOfWork, args: ExportCsv) -> dict[str, Any]:
         "has_more": stream.has_more,
         "next_cursor": stream.next_cursor,
     }
+
+
+def stream_all(
+    store: Store, settings: Settings, who: Principal, args: dict[str, Any]
+) -> Iterator[str]:
+    """The export as CSV text for a transport to stream once the engine has checked the call (with
+    a one-row limit): every row over one read connection, without the operation's 100000-row cap
+    unless ``limit`` is given. HTTP and the embedded CLI both stream through here."""
+    parsed = ExportCsv.model_validate(args)
+    with store.connect(write=False) as conn:
+        uow = UnitOfWork(
+            conn=conn,
+            principal=who,
+            run_id=None,
+            dialect=store.dialect,
+            default_region=settings.default_region,
+            data_dir=settings.data_dir,
+        )
+        stream = export(uow, parsed)
+        if "limit" not in args:
+            stream.limit = sys.maxsize
+        yield from stream

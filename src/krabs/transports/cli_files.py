@@ -185,25 +185,9 @@ def _export_chunks(backend: Backend, name: str, args: dict[str, Any]) -> Iterato
 
 
 def _embedded_export(backend: EmbeddedBackend, args: dict[str, Any]) -> Iterator[str]:
-    import sys
-
     from krabs.auth import authenticate
-    from krabs.engine.uow import UnitOfWork
-    from krabs.ops.contact_export import ExportCsv, export
+    from krabs.ops.contact_export import stream_all
 
     engine = backend.engine
     who = backend.principal or authenticate(engine.store, engine.keys, backend.api_key)
-    parsed = ExportCsv.model_validate(args)
-    with engine.store.connect(write=False) as conn:
-        uow = UnitOfWork(
-            conn=conn,
-            principal=who,
-            run_id=None,
-            dialect=engine.store.dialect,
-            default_region=engine.settings.default_region,
-            data_dir=engine.settings.data_dir,
-        )
-        stream = export(uow, parsed)
-        if "limit" not in args:
-            stream.limit = sys.maxsize
-        yield from stream
+    yield from stream_all(engine.store, engine.settings, who, args)

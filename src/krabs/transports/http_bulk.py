@@ -10,7 +10,6 @@ the JSON body limit. ``contact.export_csv`` with ``Accept: text/csv`` (or ``GET`
 from __future__ import annotations
 
 import json
-import sys
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -30,7 +29,6 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.registry import Operation
 from krabs.engine import CallRequest, Engine
 from krabs.engine.context import Principal
-from krabs.engine.uow import UnitOfWork
 
 MULTIPART = "multipart/form-data"
 
@@ -235,7 +233,7 @@ async def export_response(
     first (key, scope, rate limit, arguments) with a one-row limit, then every row is streamed by
     the export's own generator over one read connection, without the 100000-row cap unless
     ``limit`` is given."""
-    from krabs.ops.contact_export import ExportCsv, export
+    from krabs.ops.contact_export import stream_all
 
     probe = await engine.acall(
         CallRequest(
@@ -252,23 +250,10 @@ async def export_response(
         return probe.error
     if who is None:
         who = await run_in_threadpool(authenticate, engine.store, engine.keys, api_key)
-    parsed = ExportCsv.model_validate(args)
     principal = who
 
     def rows() -> Iterator[str]:
-        with engine.store.connect(write=False) as conn:
-            uow = UnitOfWork(
-                conn=conn,
-                principal=principal,
-                run_id=None,
-                dialect=engine.store.dialect,
-                default_region=engine.settings.default_region,
-                data_dir=engine.settings.data_dir,
-            )
-            stream = export(uow, parsed)
-            if "limit" not in args:
-                stream.limit = sys.maxsize
-            yield from buffered(stream)
+        yield from buffered(stream_all(engine.store, engine.settings, principal, args))
 
     return StreamingResponse(
         rows(),
