@@ -20,7 +20,8 @@ from krabs.engine.context import Call, Outcome
 from krabs.engine.uow import utcnow
 from krabs.runs.events import RunEvent, append_event, take_pending
 from krabs.runs.hub import Hub, hub_for
-from krabs.store.db import Store
+from krabs.runs.spool import EventSpool, SpooledEvent
+from krabs.store.db import Store, WriterBusy
 from krabs.store.tables import api_keys
 
 log = logging.getLogger("krabs.runs")
@@ -51,6 +52,7 @@ class RecordEvent:
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self.in_transaction = _InTransaction(self)
+        self.spool = EventSpool(store, self.hub.publish)
 
     def __call__(self, call: Call, next: Next) -> Outcome:
         try:
@@ -89,8 +91,9 @@ class RecordEvent:
         event = tool_call(call, outcome)
         if original and original != run_id:
             event["original_run_id"] = original
+        ts = utcnow()
         try:
-            with self.store.transaction(write=True) as conn:
+            with self.store.transaction_unless_busy() as conn:
                 if conn.dialect.name == "postgresql":
                     # Only the log of a call that wrote nothing: not worth waiting for the disk.
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
@@ -102,8 +105,17 @@ class RecordEvent:
                     data=event,
                     op=call.op.name,
                     action_id=event["action_id"],
+                    ts=ts,
                 )
                 events = take_pending(conn)
+        except WriterBusy:
+            # A long transaction (an import) holds SQLite's writer: answer now, log once it ends.
+            self.spool.put(
+                SpooledEvent(
+                    call.who.account_id, run_id, call.op.name, event["action_id"], event, ts
+                )
+            )
+            return {**event, "seq": None, "id": None, "run_id": run_id, "spooled": True}
         except Exception:  # the call has happened; failing to log it must not change its outcome
             log.exception("could not record %s in run %s", call.op.name, run_id)
             return None
@@ -112,13 +124,17 @@ class RecordEvent:
 
     def _touch(self, key_id: str) -> None:
         now = time.monotonic()
-        if now - self._touched.get(key_id, 0.0) < 60:
+        previous = self._touched.get(key_id, 0.0)
+        if now - previous < 60:
             return
         self._touched[key_id] = now
-        with self.store.transaction(write=True) as conn:
-            conn.execute(
-                api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=utcnow())
-            )
+        try:
+            with self.store.transaction_unless_busy(patience=0.05) as conn:
+                conn.execute(
+                    api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=utcnow())
+                )
+        except WriterBusy:  # a long transaction holds the writer: a later call notes the use
+            self._touched[key_id] = previous
 
 
 class _InTransaction:

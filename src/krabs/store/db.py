@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +31,43 @@ def _forget_memo(conn: Connection, *_args: Any) -> None:
     memo = conn.info.get(BATCH_MEMO)
     if memo:
         memo.clear()
+
+
+class WriterBusy(Exception):
+    """SQLite's single writer is held by a long transaction (an import): the caller's small write
+    would wait for all of it."""
+
+
+class _WriteLock:
+    """The process lock in front of SQLite's writer, knowing since when it is held: a caller with
+    a write that can wait (a read's run event) asks ``acquire_unless_busy`` instead of queueing
+    behind a minutes-long import."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since = 0.0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._since = time.monotonic()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._since = 0.0
+        self._lock.release()
+
+    def acquire_unless_busy(self, patience: float, long_hold: float) -> bool:
+        """Take the lock if it is free within ``patience`` seconds, or not at all when its holder
+        has already held it ``long_hold`` seconds (it is in a long transaction)."""
+        if self._lock.acquire(blocking=False):
+            self._since = time.monotonic()
+            return True
+        since = self._since
+        if since and time.monotonic() - since >= long_hold:
+            return False
+        if self._lock.acquire(timeout=patience):
+            self._since = time.monotonic()
+            return True
+        return False
 
 
 def _normalize_url(url: str) -> str:
@@ -59,9 +97,10 @@ class Store:
         self._local = threading.local()
         self._writers: list[Connection] = []
         self._write_lock: contextlib.AbstractContextManager[Any]
+        self._sqlite_lock: _WriteLock | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
-            self._write_lock = threading.Lock()
+            self._write_lock = self._sqlite_lock = _WriteLock()
         else:
             self._write_lock = contextlib.nullcontext()
 
@@ -115,6 +154,32 @@ class Store:
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
         with self.connect(write=write) as conn, self.begin(conn):
             yield conn
+
+    @contextlib.contextmanager
+    def transaction_unless_busy(
+        self, *, patience: float = 1.0, long_hold: float = 0.2
+    ) -> Iterator[Connection]:
+        """A write transaction, unless SQLite's writer is held by a long transaction (held for
+        ``long_hold`` seconds already, or not free within ``patience``): then ``WriterBusy`` is
+        raised before anything is written. For writes that may be deferred, such as a read's run
+        event during an import; elsewhere (PostgreSQL, inside a batch) a plain ``transaction``."""
+        lock = self._sqlite_lock
+        if lock is None or getattr(self._local, "batch", None) is not None:
+            with self.transaction(write=True) as conn:
+                yield conn
+            return
+        if not lock.acquire_unless_busy(patience, long_hold):
+            raise WriterBusy("the database's writer is held by a long transaction")
+        try:
+            conn = self._writer()
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+        finally:
+            lock.__exit__(None, None, None)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once what this thread wrote is durable: now, or when its batch commits (it is

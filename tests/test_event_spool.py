@@ -1,0 +1,153 @@
+"""Reads do not wait for a long write: while a transaction (an import) holds SQLite's single writer,
+a call that writes nothing answers at once and its run event is spooled, then written in order once
+the writer is free. On PostgreSQL there is no single writer and nothing is spooled."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from krabs.engine import Engine
+from krabs.runs.record import RecordEvent
+from krabs.runs.spool import EventSpool, SpooledEvent
+from krabs.store.db import WriterBusy
+from krabs.store.tables import api_keys
+from tests.conftest import ok
+from tests.test_runs import new_run, tool_calls
+
+
+def recorder(engine: Engine) -> RecordEvent:
+    return next(s for s in engine.steps if isinstance(s, RecordEvent))
+
+
+class HeldWriter:
+    """Another thread holding a write transaction, like an import, until ``release``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._held = threading.Event()
+        self._release = threading.Event()
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        with self.engine.store.transaction(write=True) as conn:
+            conn.execute(sa.select(1))
+            self._held.set()
+            self._release.wait(30)
+
+    def __enter__(self) -> HeldWriter:
+        self._thread.start()
+        assert self._held.wait(10)
+        time.sleep(0.3)  # held longer than ``long_hold``: a long transaction by now
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._release.set()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def held(engine: Engine) -> Iterator[type[HeldWriter]]:
+    yield HeldWriter
+    assert recorder(engine).spool.drain(10)
+
+
+def test_reads_answer_while_a_long_write_holds_the_writer(call, engine, account, held):
+    run = new_run(call)
+    created = ok(call("contact.create", {"display_name": "Ada"}, run=run))
+    with held(engine):
+        started = time.monotonic()
+        got = ok(call("contact.get", {"id": created["id"]}, run=run))
+        listed = ok(call("contact.list", {"limit": 5}, run=run))
+        waited = time.monotonic() - started
+        before_release = [e["op"] for e in tool_calls(engine, account, run)]
+    assert got["display_name"] == "Ada" and listed["data"][0]["id"] == created["id"]
+    if engine.store.is_sqlite:
+        # Spooled: not yet in the run while the writer was held (a wait would have lasted 30 s).
+        assert waited < 10
+        assert before_release == ["contact.create"]
+    assert recorder(engine).spool.drain(10)
+    calls = tool_calls(engine, account, run)
+    assert [e["op"] for e in calls] == ["contact.create", "contact.get", "contact.list"]
+    assert [e["seq"] for e in calls] == sorted(e["seq"] for e in calls)
+    assert calls[1]["result"]["id"] == created["id"]
+    assert ok(call("run.get", {"id": run}))["stats"]["calls"] == 3
+
+
+def test_a_failed_read_is_spooled_with_its_error(call, engine, account, held):
+    run = new_run(call)
+    with held(engine):
+        outcome = call("contact.get", {"id": "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"}, run=run)
+        assert outcome.error is not None and outcome.error.code == "not_found"
+    assert recorder(engine).spool.drain(10)
+    last = tool_calls(engine, account, run)[-1]
+    assert last["op"] == "contact.get" and last["error"]["code"] == "not_found"
+
+
+def test_transaction_unless_busy_waits_for_a_short_write(engine):
+    """A writer held briefly (a group commit) is waited for; one held long is not."""
+    store = engine.store
+    release = threading.Event()
+    held = threading.Event()
+
+    def short() -> None:
+        with store.transaction(write=True):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=short)
+    thread.start()
+    assert held.wait(5)
+    threading.Timer(0.05, release.set).start()
+    with store.transaction_unless_busy(patience=5, long_hold=1) as conn:
+        assert conn.execute(sa.select(1)).scalar() == 1
+    thread.join(5)
+
+
+def test_transaction_unless_busy_refuses_a_long_held_writer(engine, held):
+    store = engine.store
+    with held(engine):
+        if not store.is_sqlite:  # no single writer: a plain transaction
+            with store.transaction_unless_busy() as conn:
+                assert conn.execute(sa.select(1)).scalar() == 1
+            return
+        started = time.monotonic()
+        with pytest.raises(WriterBusy), store.transaction_unless_busy(patience=5):
+            pytest.fail("entered a transaction while another held the writer")
+        assert time.monotonic() - started < 1  # held past long_hold: no waiting at all
+
+
+def test_a_busy_writer_does_not_block_noting_a_keys_use(call, engine, account, held):
+    """The key's last use is noted once a minute; with the writer held it is noted later."""
+    ok(call("contact.list", {}))  # the day's default run exists (its creation waits for a writer)
+    rec = recorder(engine)
+    rec._touched.clear()
+    with held(engine):
+        started = time.monotonic()
+        ok(call("contact.list", {}))
+        assert time.monotonic() - started < 10
+    assert rec.spool.drain(10)
+    ok(call("contact.list", {}))
+    with engine.store.connect(write=False) as conn:
+        used = conn.execute(
+            sa.select(api_keys.c.last_used_at).where(api_keys.c.account_id == account.account_id)
+        ).scalar()
+    assert used is not None
+
+
+def test_a_spooled_event_that_cannot_be_kept_does_not_lose_the_others(call, engine, account):
+    run = new_run(call)
+    published: list[Any] = []
+    spool = EventSpool(engine.store, published.extend)
+    ts = "2026-12-06T00:00:00.000000Z"
+    for run_id, op in ((run, "contact.list"), ("run_01HG7Z4X9Q8M2N7P3R5T6V8W", "tag.list")):
+        spool.put(SpooledEvent(account.account_id, run_id, op, None, {"op": op, "args": {}}, ts))
+    spool.put(SpooledEvent(account.account_id, run, "note.list", None, {"op": "note.list"}, ts))
+    assert spool.drain(10)
+    assert [e["op"] for e in tool_calls(engine, account, run)][-2:] == ["contact.list", "note.list"]
+    assert [e.op for e in published] == ["contact.list", "note.list"]
