@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import ok
+from tests.test_runs import new_run, tool_calls
 
 from krabs.engine import Engine
 from krabs.runs.record import RecordEvent
 from krabs.runs.spool import EventSpool, SpooledEvent
 from krabs.store.db import WriterBusy
 from krabs.store.tables import api_keys
-from tests.conftest import ok
-from tests.test_runs import new_run, tool_calls
 
 
 def recorder(engine: Engine) -> RecordEvent:

@@ -207,7 +207,9 @@ def _ranged(database: tuple[str, int], ctx: Context, procs: int) -> Iterator[Che
     return in_order(tasks, procs if len(tasks) > 1 else 1)
 
 
-def _check_chain(log: LogArrays, ranges: list[KeyRange], run_id: str | None, report: Report) -> None:
+def _check_chain(
+    log: LogArrays, ranges: list[KeyRange], run_id: str | None, report: Report
+) -> None:
     """The hash chain (each record's ``prev_hash`` is the previous record's hash) and the key
     ranges. Compared as two shifted arrays at once; only a broken chain is walked record by
     record, to name where it breaks."""
@@ -253,7 +255,9 @@ def _check_payloads(data: LogData, log: LogArrays, report: Report, procs: int) -
             {**r, "keys": {k: keys[k] for k in (r.get("subjects") or "").split() if k in keys}}
             for r in data.payloads
         )
-        checked = map_batches(functools.partial(check_payloads, account_id=data.account_id), rows, procs)
+        checked = map_batches(
+            functools.partial(check_payloads, account_id=data.account_id), rows, procs
+        )
     else:
         return
     present: set[bytes] = set()

@@ -29,6 +29,8 @@ def erased_set_digest(digests: Iterable[str]) -> str:
     payloads it erased (commitments are salted HMACs, so this says nothing of their contents).
     Verify recomputes it from the erasure rows, so a forged or dropped erasure row shows."""
     return sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
 _ZERO = bytes(32)
 _DECODER = json.JSONDecoder()
 
@@ -245,7 +247,9 @@ def check_payload_lines(
             row = decode(line.decode())
         except ValueError:
             row = None
-        rows.append({**row, "keys": keys} if isinstance(row, dict) else {"digest": None, "body": None})
+        rows.append(
+            {**row, "keys": keys} if isinstance(row, dict) else {"digest": None, "body": None}
+        )
     return check_payloads(rows, account_id)
 
 

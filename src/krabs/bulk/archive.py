@@ -36,11 +36,7 @@ def account_tables() -> list[sa.Table]:
     """The account row first, then every table holding account data, parents before children."""
     return [
         accounts,
-        *(
-            t
-            for t in metadata.sorted_tables
-            if "account_id" in t.c and t.name not in NOT_EXPORTED
-        ),
+        *(t for t in metadata.sorted_tables if "account_id" in t.c and t.name not in NOT_EXPORTED),
     ]
 
 
