@@ -8,23 +8,30 @@ is handled by ``on_match``: ``update`` fills only the contact's EMPTY fields and
 identities and tags, ``skip`` leaves it alone, ``create`` makes a new contact anyway (identities
 another contact owns stay with it and are reported). Per batch, the owners of every identity, the
 matched contacts, their primary kinds and their tags are each fetched with a few ``IN`` queries,
-and new rows go in through ``uow.insert_many``."""
+and new rows go in through ``uow.insert_compact_values``; the reads are in ``bulk.lookups``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from krabs.bulk.identity_filter import IdentityFilter
+from krabs.bulk.lookups import (
+    FILTER_AFTER_BATCHES,
+    fetch_contacts,
+    identity_filter,
+    live_owner_ids,
+    primary_kinds,
+)
 from krabs.bulk.records import Ident, Issue, Record
-from krabs.bulk.tagging import attach_by_name, chunks, tag_keys_of
+from krabs.bulk.tagging import attach_by_name, tag_keys_of
 from krabs.engine.uow import UnitOfWork
 from krabs.ops.common import tag_key
 from krabs.ops.contact import FIELDS, _display_name
 from krabs.ops.identity import norm_hash
-from krabs.store.prepared import fast, reraise
 from krabs.store.tables import contacts, identities
 
 OnMatch = Literal["update", "skip", "create"]
@@ -121,8 +128,12 @@ class Upserter:
         report: Report,
         track: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        rows_hint: int | None = None,
     ) -> None:
         self.uow, self.on_match, self.source, self.report = uow, on_match, source, report
+        #: Rows expected in all (if known): a large import filters its identity lookups.
+        self.rows_hint = rows_hint
+        self._filter: IdentityFilter | None = None
         #: With ``track``: the contact each added record went to (matched one when skipped).
         self.contact_ids: list[str] | None = [] if track else None
         self.counts = Counts()
@@ -164,7 +175,9 @@ class Upserter:
             return
         pairs = list(dict.fromkeys((i.kind, i.norm) for r in records for i in r.identities))
         hashes: dict[str, str] = {}
-        owners = live_owner_ids(self.uow, pairs, hashes)
+        if self._batches == FILTER_AFTER_BATCHES:
+            self._filter = identity_filter(self.uow, self.rows_hint)
+        owners = live_owner_ids(self.uow, pairs, hashes, self._filter)
         existing = sorted(set(owners.values()))
         rows = fetch_contacts(self.uow, existing)
         primaries = primary_kinds(self.uow, existing)
@@ -321,6 +334,10 @@ class Upserter:
                 )
         uow.insert_compact_values(contacts, CONTACT_COLUMNS, new_contacts)
         uow.insert_compact_values(identities, IDENTITY_COLUMNS, new_idents)
+        if self._filter is not None:
+            add = self._filter.add
+            for row in new_idents:
+                add(row[6])  # norm_hash
         attach_by_name(
             uow,
             {t.id: t.new_tags for t in targets if t.new_tags},
@@ -349,82 +366,3 @@ def _fill(t: _Target, rec: Record) -> bool:
             t.new_tags.append(name)
             changed = True
     return changed
-
-
-def live_owner_ids(
-    uow: UnitOfWork, pairs: list[tuple[str, str]], hashes: dict[str, str] | None = None
-) -> dict[tuple[str, str], str]:
-    """Which live contact owns each (kind, normalized) pair: one indexed ``IN`` query per kind and
-    chunk (the unique index leads with account, kind, norm_hash). ``hashes`` (normalized →
-    norm_hash) is filled as a side effect, for the caller's inserts."""
-    hashes = {} if hashes is None else hashes
-    by_kind: dict[str, list[str]] = {}
-    for kind, norm in pairs:
-        h = hashes.get(norm)
-        if h is None:
-            h = hashes[norm] = norm_hash(norm)
-        by_kind.setdefault(kind, []).append(h)
-    wanted = set(pairs)
-    out: dict[tuple[str, str], str] = {}
-    t = identities
-    for kind, kind_hashes in by_kind.items():
-        for part in chunks(kind_hashes):
-            found = _owner_rows(uow, kind, part)
-            rows: Sequence[Any] = found if found is not None else []
-            if found is None:
-                rows = uow.execute(
-                    sa.select(t.c.contact_id, t.c.normalized).where(
-                        t.c.account_id == uow.account_id,
-                        t.c.kind == kind,
-                        t.c.norm_hash.in_(part),
-                        t.c.deleted_at.is_(None),
-                    )
-                ).all()
-            for contact_id, normalized in rows:
-                if (kind, normalized) in wanted:
-                    out[(kind, normalized)] = contact_id
-    return out
-
-
-def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> list[Any] | None:
-    """The owner query on SQLite's driver (the import runs it a few thousand times; SQLAlchemy's
-    per-row result handling cost more than the lookup), or None elsewhere."""
-    conn = uow.conn
-    if not fast(conn):
-        return None
-    sql = (
-        "SELECT contact_id, normalized FROM identities WHERE account_id = ? AND kind = ? "
-        f"AND norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL"
-    )
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    args = (uow.account_id, kind, *part)
-    try:
-        return list(raw.execute(sql, args).fetchall())
-    except Exception as exc:
-        reraise(conn, sql, args, exc)
-
-
-def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for part in chunks(ids):
-        for r in uow.execute(
-            sa.select(contacts).where(
-                contacts.c.account_id == uow.account_id, contacts.c.id.in_(part)
-            )
-        ):
-            out[r.id] = dict(r._mapping)
-    return out
-
-
-def primary_kinds(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    t = identities
-    for part in chunks(contact_ids):
-        for r in uow.execute(
-            sa.select(t.c.contact_id, t.c.kind).where(
-                t.c.contact_id.in_(part), t.c.is_primary.is_(True), t.c.deleted_at.is_(None)
-            )
-        ):
-            out.setdefault(r.contact_id, set()).add(r.kind)
-    return out

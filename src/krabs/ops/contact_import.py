@@ -94,15 +94,17 @@ def import_lines(
     on_match: OnMatch = "update",
     source: str = "csv_import",
     progress: Callable[[int, int], None] | None = None,
+    rows_hint: int | None = None,
 ) -> dict[str, Any]:
     """The import itself, for any source of text lines (an argument, an upload, a file): rows are
-    read, checked and written in batches, so memory does not grow with the input."""
+    read, checked and written in batches, so memory does not grow with the input. ``rows_hint``:
+    about how many rows there are, if known (a large import skips most identity lookups)."""
     try:
         reader = CsvReader(lines, mapping=mapping, region=default_region(uow))
     except CsvError as exc:
         raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
     with page_cache(uow.conn, IMPORT_CACHE_KIB):
-        return _import(uow, reader, on_match, source, progress)
+        return _import(uow, reader, on_match, source, progress, rows_hint)
 
 
 def _import(
@@ -111,9 +113,17 @@ def _import(
     on_match: OnMatch,
     source: str,
     progress: Callable[[int, int], None] | None,
+    rows_hint: int | None,
 ) -> dict[str, Any]:
     report = Report(REPORT_CAP)
-    up = Upserter(uow, on_match=on_match, source=source, report=report, progress=progress)
+    up = Upserter(
+        uow,
+        on_match=on_match,
+        source=source,
+        report=report,
+        progress=progress,
+        rows_hint=rows_hint,
+    )
     for record, issues in reader:
         if record is not None:
             up.add(record, issues)
@@ -168,13 +178,15 @@ def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
     updated (existing contacts that changed), merged (rows folded into a contact an earlier row
     made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
     the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
+    total = _rows_total(uow, args)
     try:
         return import_lines(
             uow,
             csv_lines(uow, args),
             mapping=dict(args.mapping or {}),
             on_match=args.on_match,
-            progress=progress_events(uow, _rows_total(uow, args)) if uow.run_id else None,
+            progress=progress_events(uow, total) if uow.run_id else None,
+            rows_hint=total,
         )
     finally:
         forget(uow.run_id)

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from krabs.store.checkpointer import WalCheckpointer
+
 log = logging.getLogger("krabs.store")
 
 #: ``conn.info`` key of a group commit's memo (``Store.batch_memo``).
@@ -43,9 +45,10 @@ class _WriteLock:
     a write that can wait (a read's run event) asks ``acquire_unless_busy`` instead of queueing
     behind a minutes-long import."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_release: Callable[[], None]) -> None:
         self._lock = threading.Lock()
         self._since = 0.0
+        self._on_release = on_release
 
     def __enter__(self) -> None:
         self._lock.acquire()
@@ -54,6 +57,7 @@ class _WriteLock:
     def __exit__(self, *_exc: object) -> None:
         self._since = 0.0
         self._lock.release()
+        self._on_release()
 
     def acquire_unless_busy(self, patience: float, long_hold: float) -> bool:
         """Take the lock if it is free within ``patience`` seconds, or not at all when its holder
@@ -98,9 +102,11 @@ class Store:
         self._writers: list[Connection] = []
         self._write_lock: contextlib.AbstractContextManager[Any]
         self._sqlite_lock: _WriteLock | None = None
+        self.checkpointer: WalCheckpointer | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
-            self._write_lock = self._sqlite_lock = _WriteLock()
+            self.checkpointer = WalCheckpointer(self.engine.raw_connection)
+            self._write_lock = self._sqlite_lock = _WriteLock(self.checkpointer.written)
         else:
             self._write_lock = contextlib.nullcontext()
 
@@ -236,6 +242,8 @@ class Store:
                 log.exception("after-commit hook failed")
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         for conn in self._writers:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -322,6 +330,7 @@ def _configure_sqlite(engine: Engine) -> None:
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=10000",
+            "PRAGMA wal_autocheckpoint=0",  # checkpoints run off the write path: checkpointer.py
             "PRAGMA cache_size=-65536",
             "PRAGMA temp_store=MEMORY",
             # Deleted and overwritten content is zeroed, not left in free space: a GDPR erasure

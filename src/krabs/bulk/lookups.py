@@ -1,0 +1,129 @@
+"""What a batch of upserts reads before it writes: the live owner of each identity (through the
+import's identity filter when it has one), the matched contacts, their primary identity kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from krabs.bulk.identity_filter import IdentityFilter
+from krabs.bulk.tagging import chunks
+from krabs.engine.uow import UnitOfWork
+from krabs.ops.identity import norm_hash
+from krabs.store.prepared import fast, reraise
+from krabs.store.tables import contacts, identities
+
+#: An import this large (rows) probes the identity index only for hashes a filter may have seen,
+#: from its batch number ``FILTER_AFTER_BATCHES`` on; the filter is sized for this many identities
+#: per row (the benchmark's rows carry two, some three).
+FILTER_MIN_ROWS = 20_000
+FILTER_AFTER_BATCHES = 4
+IDENTITIES_PER_ROW = 3
+
+
+def live_owner_ids(
+    uow: UnitOfWork,
+    pairs: list[tuple[str, str]],
+    hashes: dict[str, str] | None = None,
+    known: IdentityFilter | None = None,
+) -> dict[tuple[str, str], str]:
+    """Which live contact owns each (kind, normalized) pair: one indexed ``IN`` query per kind and
+    chunk (the unique index leads with account, kind, norm_hash). ``hashes`` (normalized →
+    norm_hash) is filled as a side effect, for the caller's inserts. ``known``: a filter of every
+    live identity hash of the account; a pair it has not seen is not looked up."""
+    hashes = {} if hashes is None else hashes
+    by_kind: dict[str, list[str]] = {}
+    for kind, norm in pairs:
+        h = hashes.get(norm)
+        if h is None:
+            h = hashes[norm] = norm_hash(norm)
+        if known is None or known.may_contain(h):
+            by_kind.setdefault(kind, []).append(h)
+    wanted = set(pairs)
+    out: dict[tuple[str, str], str] = {}
+    for kind, kind_hashes in by_kind.items():
+        for part in chunks(kind_hashes):
+            for contact_id, normalized in _probe(uow, kind, part):
+                if (kind, normalized) in wanted:
+                    out[(kind, normalized)] = contact_id
+    return out
+
+
+def _probe(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any]:
+    """(contact_id, normalized) of the live identities of ``kind`` with these hashes."""
+    found = _owner_rows(uow, kind, part)
+    if found is not None:
+        return found
+    t = identities
+    return uow.execute(
+        sa.select(t.c.contact_id, t.c.normalized).where(
+            t.c.account_id == uow.account_id,
+            t.c.kind == kind,
+            t.c.norm_hash.in_(part),
+            t.c.deleted_at.is_(None),
+        )
+    ).all()
+
+
+def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> list[Any] | None:
+    """The owner query on SQLite's driver (the import runs it a few thousand times; SQLAlchemy's
+    per-row result handling cost more than the lookup), or None elsewhere."""
+    conn = uow.conn
+    if not fast(conn):
+        return None
+    sql = (
+        "SELECT contact_id, normalized FROM identities WHERE account_id = ? AND kind = ? "
+        f"AND norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL"
+    )
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    args = (uow.account_id, kind, *part)
+    try:
+        return list(raw.execute(sql, args).fetchall())
+    except Exception as exc:
+        reraise(conn, sql, args, exc)
+
+
+def identity_filter(uow: UnitOfWork, rows_hint: int | None) -> IdentityFilter | None:
+    """A filter of the account's live identity hashes, for an import of about ``rows_hint`` more
+    rows, or None where looking everything up costs less: a small import, or an account whose
+    identities far outnumber the import's (reading them all would cost more than the lookups)."""
+    if rows_hint is None or rows_hint < FILTER_MIN_ROWS:
+        return None
+    t = identities
+    live = sa.and_(t.c.account_id == uow.account_id, t.c.deleted_at.is_(None))
+    existing = uow.execute(sa.select(sa.func.count()).select_from(t).where(live)).scalar() or 0
+    adding = rows_hint * IDENTITIES_PER_ROW
+    if existing > 4 * adding:
+        return None
+    found = IdentityFilter(existing + adding)
+    for (h,) in uow.execute(sa.select(t.c.norm_hash).where(live)):
+        found.add(h)
+    return found
+
+
+def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for part in chunks(ids):
+        for r in uow.execute(
+            sa.select(contacts).where(
+                contacts.c.account_id == uow.account_id, contacts.c.id.in_(part)
+            )
+        ):
+            out[r.id] = dict(r._mapping)
+    return out
+
+
+def primary_kinds(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    t = identities
+    for part in chunks(contact_ids):
+        for r in uow.execute(
+            sa.select(t.c.contact_id, t.c.kind).where(
+                t.c.contact_id.in_(part), t.c.is_primary.is_(True), t.c.deleted_at.is_(None)
+            )
+        ):
+            out.setdefault(r.contact_id, set()).add(r.kind)
+    return out

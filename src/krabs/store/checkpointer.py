@@ -1,0 +1,83 @@
+"""SQLite's WAL checkpoints, off the write path.
+
+By default SQLite checkpoints inside the ``COMMIT`` that takes the write-ahead log past 1,000
+pages: the write that happens to cross the line copies the log into the database file and waits
+for the disk, and a million-row import's ``COMMIT`` copies its whole 1.7 GB log before the call can
+answer (8 of its 9 seconds). Here ``wal_autocheckpoint`` is off on every connection and one thread
+per store checkpoints instead: woken when a writer lets go of the database, it runs a ``PASSIVE``
+checkpoint (which never blocks a writer or a reader) at most every ``INTERVAL`` seconds, in SQLite's
+C code, so on another core. A log grown past ``LARGE_FRAMES`` frames is then truncated with a
+``TRUNCATE`` checkpoint, which waits (with the busy timeout) for the writers and readers of the
+moment, so that the file does not stay at its largest size."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("krabs.store")
+
+#: Seconds between checkpoints at most (a checkpoint waits for the disk).
+INTERVAL = 0.5
+#: Frames (pages) of log after which a checkpoint also truncates the file: 64 MiB of 4 KiB pages.
+LARGE_FRAMES = 16_384
+
+
+class WalCheckpointer:
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        """``connect``: a new DBAPI connection to the database (outside any transaction)."""
+        self._connect = connect
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        #: Checkpoints run so far (for the tests).
+        self.runs = 0
+
+    def written(self) -> None:
+        """A writer let go of the database: the log may have grown. Cheap: called on every write."""
+        self._wake.set()
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stop.is_set():
+                thread = threading.Thread(target=self._run, name="krabs-checkpoint", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                self.checkpoint()
+            except Exception:  # the next write wakes us again; SQLite's log stays valid meanwhile
+                log.exception("WAL checkpoint failed")
+            self._stop.wait(INTERVAL)
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One ``PASSIVE`` checkpoint (``TRUNCATE`` once the log is large); SQLite's answer:
+        (busy, frames in the log, frames checkpointed)."""
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            busy, frames, done = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= LARGE_FRAMES and frames == done:
+                busy, frames, done = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            self.runs += 1
+            return int(busy), int(frames), int(done)
+        finally:
+            conn.close()
