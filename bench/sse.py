@@ -567,9 +567,7 @@ def breadth(args: argparse.Namespace, krabs_port: int) -> dict[str, Any]:
         "write": args.write,
         "warmup_s": args.warmup,
         "target_p99_ms": 50,
-        "pass": got["p99_ms"] <= 50
-        and dropped == 0
-        and sum(ok.values()) == int(args.rate * total),
+        "pass": got["p99_ms"] <= 50 and dropped == 0 and sum(ok.values()) == int(args.rate * total),
     }
 
 
@@ -665,7 +663,9 @@ def report(r: dict[str, Any]) -> None:
             f"{b['warmup_s']:g} s warm-up at the same rate"
         )
         for second, n, p50, worst in b["timeline"]:
-            print(f"    second {second:>2}: {n:>5} deliveries, p50 {p50:6.1f} ms, max {worst:7.1f} ms")
+            print(
+                f"    second {second:>2}: {n:>5} deliveries, p50 {p50:6.1f} ms, max {worst:7.1f} ms"
+            )
         verdict = "PASS" if b["pass"] else "FAIL"
         print(f"    target p99 <= 50 ms and none dropped: {verdict}")
 

@@ -151,3 +151,19 @@ def test_a_spooled_event_that_cannot_be_kept_does_not_lose_the_others(call, engi
     assert spool.drain(10)
     assert [e["op"] for e in tool_calls(engine, account, run)][-2:] == ["contact.list", "note.list"]
     assert [e.op for e in published] == ["contact.list", "note.list"]
+
+
+def test_the_next_write_records_spooled_events_first(call, engine, account, held):
+    """A write that takes the writer before the spool's thread writes the spooled events first: a
+    read spooled before a write is ahead of it in the run (and so an erasure cannot pass it)."""
+    run = new_run(call)
+    rec = recorder(engine)
+    with held(engine):
+        ok(call("contact.list", {"limit": 1}, run=run))
+        # The spool's thread is parked while the writer is held; hold it back after release too.
+        rec.spool._wake.clear()
+    created = ok(call("contact.create", {"display_name": "After"}, run=run))
+    assert rec.spool.drain(10)
+    ops = [e["op"] for e in tool_calls(engine, account, run)]
+    assert ops == ["contact.list", "contact.create"], ops
+    assert created["display_name"] == "After"

@@ -86,7 +86,9 @@ def contacts_of(engine: Engine, account: NewAccount) -> list[tuple[Any, ...]]:
     call = as_caller(engine, account)
     out, after = [], None
     while True:
-        page = ok(call("contact.list", {"limit": 100, **({"starting_after": after} if after else {})}))
+        page = ok(
+            call("contact.list", {"limit": 100, **({"starting_after": after} if after else {})})
+        )
         for c in page["data"]:
             idents = sorted((i["kind"], i["normalized"]) for i in c["identities"])
             out.append((c["display_name"], c["company"], tuple(idents)))

@@ -3,10 +3,14 @@
 A call that wrote nothing (a read, a failure, a dry-run) records its ``tool_call`` event in a small
 write of its own. On SQLite there is one writer, and a long transaction (a million-row import) can
 hold it for minutes: every ``job.get`` polling that import, every ``contact.list``, would stall
-behind it. Such an event is handed to the spool instead: the call answers at once, and the spool's
-thread appends its events, in the order they came, as soon as the writer is free, then publishes
-them to live subscribers like any other. The queue is bounded: when it is full a call waits for
-room, as it would have waited for the writer, so nothing is dropped."""
+behind it. Such an event is handed to the spool instead and the call answers at once.
+
+Whoever takes the writer next writes the spooled events first (``Store.before_write``): the spool's
+own thread, woken by the first event, or any write that gets there before it. So no write is ever
+ordered before an event spooled earlier: seqs follow the calls, and a GDPR erasure cannot run
+before an event naming the erased contact is written (it then scrubs it like any other). The queue
+is bounded: when it is full a call waits for room, as it would have waited for the writer, so
+nothing is dropped."""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from krabs.runs.events import RunEvent, append_event, take_pending
 from krabs.store.db import Store
 
@@ -24,8 +30,6 @@ log = logging.getLogger("krabs.runs")
 
 #: Events held at most; a call finding the spool full waits for room.
 CAPACITY = 10_000
-#: Events appended per transaction when the spool drains.
-DRAIN_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -44,16 +48,19 @@ class EventSpool:
         self._queue: queue.Queue[SpooledEvent] = queue.Queue(CAPACITY)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        #: Spooled events not yet written (for ``drain`` and the tests).
+        self._wake = threading.Event()
+        #: Spooled events not yet written.
         self._unwritten = 0
         self._idle = threading.Condition()
+        store.add_before_write(self.write_pending)
 
     def put(self, event: SpooledEvent) -> None:
         with self._idle:
             self._unwritten += 1
+        self._queue.put(event)
+        self._wake.set()
         if self._thread is None:
             self._start()
-        self._queue.put(event)
 
     def drain(self, timeout: float) -> bool:
         """Wait until every spooled event is written (or ``timeout`` passes); true if none is left."""
@@ -69,37 +76,53 @@ class EventSpool:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < DRAIN_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._wake.wait()
+            self._wake.clear()
             try:
-                self._write(batch)
-            except Exception:  # the calls have happened; a log that cannot be kept is reported
-                log.exception("could not record %d spooled run event(s)", len(batch))
-            finally:
-                with self._idle:
-                    self._unwritten -= len(batch)
-                    self._idle.notify_all()
+                # On SQLite taking the writer is enough (``write_pending`` is its before-write hook).
+                with self.store.connect(write=True) as conn:
+                    self.write_pending(conn)
+            except Exception:
+                log.exception("could not take the writer for spooled run events")
 
-    def _write(self, batch: list[SpooledEvent]) -> None:
-        """All in one transaction (this thread may wait for the writer); if that fails, one by
-        one, so one event that cannot be kept (its run was erased) does not take the rest along."""
+    def write_pending(self, conn: Connection) -> None:
+        """With the writer held, before anything else is written on ``conn``: append every spooled
+        event, in order. Never raises: the writer's own work goes on whatever happens here."""
+        if not self._unwritten:
+            return
+        batch: list[SpooledEvent] = []
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return
         try:
-            self._append(batch)
+            self._write(conn, batch)
+        finally:
+            with self._idle:
+                self._unwritten -= len(batch)
+                self._idle.notify_all()
+
+    def _write(self, conn: Connection, batch: list[SpooledEvent]) -> None:
+        """All in one transaction; if that fails, one by one, so one event that cannot be kept
+        (its run is gone) does not take the rest along."""
+        try:
+            self._append(conn, batch)
+            return
         except Exception:
             if len(batch) == 1:
-                raise
-            for e in batch:
-                try:
-                    self._append([e])
-                except Exception:
-                    log.exception("could not record a spooled %s event in run %s", e.op, e.run_id)
+                log.exception("could not record a spooled %s event", batch[0].op)
+                return
+        for e in batch:
+            try:
+                self._append(conn, [e])
+            except Exception:
+                log.exception("could not record a spooled %s event in run %s", e.op, e.run_id)
 
-    def _append(self, batch: list[SpooledEvent]) -> None:
-        with self.store.transaction(write=True) as conn:
+    def _append(self, conn: Connection, batch: list[SpooledEvent]) -> None:
+        with conn.begin():
             try:
                 for e in batch:
                     append_event(

@@ -100,6 +100,9 @@ class Store:
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._local = threading.local()
         self._writers: list[Connection] = []
+        #: Run with SQLite's writer held, on the writing connection, before it begins (see
+        #: ``add_before_write``).
+        self._before_write: list[Callable[[Connection], None]] = []
         self._write_lock: contextlib.AbstractContextManager[Any]
         self._sqlite_lock: _WriteLock | None = None
         self.checkpointer: WalCheckpointer | None = None
@@ -128,6 +131,7 @@ class Store:
         if write and self.is_sqlite:
             with self._write_lock:
                 conn = self._writer()
+                self._run_before_write(conn)
                 try:
                     yield conn
                 finally:
@@ -138,6 +142,17 @@ class Store:
         with lock, self.engine.connect() as conn:
             conn.info["krabs_write"] = write
             yield conn
+
+    def add_before_write(self, hook: Callable[[Connection], None]) -> None:
+        """On SQLite, ``hook(conn)`` runs whenever a writer takes the database, before its own
+        transaction begins: work deferred while a long transaction held it goes first (the run
+        event spool). A hook must not raise."""
+        if self.is_sqlite:
+            self._before_write.append(hook)
+
+    def _run_before_write(self, conn: Connection) -> None:
+        for hook in self._before_write:
+            hook(conn)
 
     def _writer(self) -> Connection:
         conn: Connection | None = getattr(self._local, "writer", None)
@@ -178,6 +193,7 @@ class Store:
             raise WriterBusy("the database's writer is held by a long transaction")
         try:
             conn = self._writer()
+            self._run_before_write(conn)
             try:
                 with conn.begin():
                     yield conn
@@ -215,6 +231,7 @@ class Store:
         hooks: list[Callable[[], None]] = []
         with self._write_lock:
             conn = self._writer()
+            self._run_before_write(conn)
             tx = conn.begin()
             raw = conn.connection.dbapi_connection
             assert raw is not None
