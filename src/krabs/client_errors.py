@@ -132,6 +132,7 @@ ERROR_CLASSES: dict[str, type[KrabsAPIError]] = {
     "unauthenticated": AuthError,
     "forbidden": AuthError,
     "rate_limited": RateLimited,
+    "busy": RateLimited,
     "run_closed": RunClosed,
     "run_cancelled": RunClosed,
     "approval_required": ApprovalRequired,

@@ -45,6 +45,9 @@ class Settings:
     run_sweep_seconds: float = 300.0
     #: Span uploads per key per minute (the seed's 60), per process.
     spans_per_minute: float = 60.0
+    #: On SQLite, the longest a write waits for the single writer (a long import holds it) before
+    #: it is answered ``busy`` without being run. 0: wait as long as it takes.
+    write_wait_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +68,7 @@ class Settings:
             run_idle_seconds=_int("KRABS_RUN_IDLE_SECONDS", 24 * 3600),
             run_sweep_seconds=_float("KRABS_RUN_SWEEP_SECONDS", 300.0),
             spans_per_minute=_float("KRABS_SPANS_PER_MINUTE", 60.0),
+            write_wait_seconds=_float("KRABS_WRITE_WAIT_SECONDS", 10.0),
         )
 
     @property

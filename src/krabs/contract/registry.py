@@ -26,8 +26,9 @@ COMMON_ERRORS: tuple[str, ...] = (
     "run_cancelled",
     "internal",
 )
-#: Errors any mutation can meet in the engine's idempotency step.
+#: Errors any mutation can meet in the engine (the writer, the idempotency step, the gate).
 MUTATION_ERRORS: tuple[str, ...] = (
+    "busy",
     "idempotency_key_in_use",
     "idempotency_key_reused",
     "approval_required",

@@ -59,7 +59,9 @@ class Engine:
         for step in reversed(self.steps):
             handler = functools.partial(_guarded, step, handler)
         self._pipeline = handler
-        self._writer = GroupWriter(store, self.call) if store.is_sqlite else None
+        self._writer = (
+            GroupWriter(store, self.call, settings.write_wait_seconds) if store.is_sqlite else None
+        )
 
     async def acall(self, request: CallRequest) -> Outcome:
         """``call`` off the event loop. On SQLite, mutations queue for one writer thread that commits

@@ -41,7 +41,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "conflict, undo_conflict, undo_expired, undo_used, idempotency_key_in_use, idempotency_key_reused",
     ),
     (5, "unauthenticated, forbidden"),
-    (6, "rate_limited"),
+    (6, "rate_limited, busy"),
     (7, "run_closed, run_cancelled"),
     (8, "approval_required, approval_rejected"),
     (9, "the server could not be reached (remote mode)"),
