@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 from sqlalchemy.engine import Connection
 
 from krabs.bulk.csv_in import TARGETS, CsvError, CsvReader
+from krabs.bulk.csv_worker import PARALLEL_MIN_BYTES, ParallelCsvReader
 from krabs.bulk.progress import forget, progress_events
 from krabs.bulk.records import Issue, iter_lines
 from krabs.bulk.uploads import bounded, count_lines, file_lines, max_line_bytes, upload_path
@@ -107,9 +109,39 @@ def import_lines(
         return _import(uow, reader, on_match, source, progress, rows_hint)
 
 
+def import_file(
+    uow: UnitOfWork,
+    path: Path,
+    *,
+    mapping: dict[str, str] | None = None,
+    on_match: OnMatch = "update",
+    progress: Callable[[int, int], None] | None = None,
+    rows_hint: int | None = None,
+) -> dict[str, Any]:
+    """``import_lines`` of an uploaded file; a large one is parsed by a second process
+    (``bulk.csv_worker``) while this one writes."""
+    if path.stat().st_size < PARALLEL_MIN_BYTES:
+        return import_lines(
+            uow,
+            file_lines(path, max_line_bytes()),
+            mapping=mapping,
+            on_match=on_match,
+            progress=progress,
+            rows_hint=rows_hint,
+        )
+    try:
+        reader = ParallelCsvReader(
+            path, mapping=mapping, region=default_region(uow), max_line=max_line_bytes()
+        )
+    except CsvError as exc:
+        raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
+    with reader, page_cache(uow.conn, IMPORT_CACHE_KIB):
+        return _import(uow, reader, on_match, "csv_import", progress, rows_hint)
+
+
 def _import(
     uow: UnitOfWork,
-    reader: CsvReader,
+    reader: CsvReader | ParallelCsvReader,
     on_match: OnMatch,
     source: str,
     progress: Callable[[int, int], None] | None,
@@ -178,14 +210,25 @@ def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
     updated (existing contacts that changed), merged (rows folded into a contact an earlier row
     made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
     the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
+    lines = csv_lines(uow, args)  # checks that exactly one of csv and upload is given
     total = _rows_total(uow, args)
+    progress = progress_events(uow, total) if uow.run_id else None
     try:
+        if args.upload is not None:
+            return import_file(
+                uow,
+                upload_path(uow.data_dir, uow.account_id, args.upload),
+                mapping=dict(args.mapping or {}),
+                on_match=args.on_match,
+                progress=progress,
+                rows_hint=total,
+            )
         return import_lines(
             uow,
-            csv_lines(uow, args),
+            lines,
             mapping=dict(args.mapping or {}),
             on_match=args.on_match,
-            progress=progress_events(uow, total) if uow.run_id else None,
+            progress=progress,
             rows_hint=total,
         )
     finally:
