@@ -55,6 +55,9 @@ class _WriteLock:
         self._since = time.monotonic()
 
     def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
         self._since = 0.0
         self._lock.release()
         self._on_release()
@@ -201,7 +204,7 @@ class Store:
                 if conn.in_transaction():
                     conn.rollback()
         finally:
-            lock.__exit__(None, None, None)
+            lock.release()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once what this thread wrote is durable: now, or when its batch commits (it is
