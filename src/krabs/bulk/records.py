@@ -4,14 +4,13 @@ attributes, each checked by the rules the contract's argument types apply (lengt
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from krabs.normalize import NormalizationError, normalize_identity
+from krabs.normalize import NormalizationError, normalize_identity, tag_key
 
 #: Contact columns an import can fill, with their length limit (the contract's Name/LongName).
 NAME_FIELDS: dict[str, int] = {
@@ -86,14 +85,6 @@ def show(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:64] + "…")
 
 
-@functools.cache
-def _tag_key() -> Callable[[str], str]:
-    """``krabs.ops.common.tag_key``, imported on first use (krabs.ops imports this module's users)."""
-    from krabs.ops.common import tag_key
-
-    return tag_key
-
-
 class RecordBuilder:
     """Collect one record's values; every problem becomes an ``Issue`` naming its column."""
 
@@ -158,7 +149,6 @@ class RecordBuilder:
         self.record.identities.append(Ident(kind, text, norm, column))
 
     def tag(self, name: str, column: str | None) -> None:
-        tag_key = _tag_key()
         text = self._clean(column, name)
         if text is None:
             return

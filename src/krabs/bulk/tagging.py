@@ -10,7 +10,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.common import tag_key
+from krabs.normalize import tag_key
 from krabs.store.tables import tag_links, tags
 
 #: Values per IN (...) list: well under every driver's bound-parameter limit.

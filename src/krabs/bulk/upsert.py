@@ -29,7 +29,7 @@ from krabs.bulk.lookups import (
 from krabs.bulk.records import Ident, Issue, Record
 from krabs.bulk.tagging import attach_by_name, tag_keys_of
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.common import tag_key
+from krabs.normalize import tag_key
 from krabs.ops.contact import FIELDS, _display_name
 from krabs.ops.identity import norm_hash
 from krabs.store.tables import contacts, identities

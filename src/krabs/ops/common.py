@@ -10,6 +10,7 @@ from pydantic import Field
 
 from krabs.contract.errors import KrabsError, not_found
 from krabs.engine.uow import UnitOfWork
+from krabs.normalize import tag_key
 from krabs.store.tables import contacts, deals, tag_links, tags
 
 #: The nouns a tag can be attached to, and the table each lives in.
@@ -43,11 +44,6 @@ def check_deal(uow: UnitOfWork, deal_id: str | None, param: str = "deal_id") -> 
     """A link to a deal must point at a live deal of this account."""
     if deal_id is not None:
         live_row(uow, deals, deal_id, "deal", param)
-
-
-def tag_key(name: str) -> str:
-    """What tag-name uniqueness compares: case-folded, inner whitespace collapsed."""
-    return " ".join(name.split()).casefold()
 
 
 def resolve_tag(uow: UnitOfWork, tag: str, param: str = "tag") -> str:

@@ -15,7 +15,8 @@ from krabs.contract.ids import new_id
 from krabs.contract.models import Args, ListArgs, ListOf, Out, id_field, page
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.common import live_row, tag_key
+from krabs.normalize import tag_key
+from krabs.ops.common import live_row
 from krabs.ops.identity import RemovedOut
 from krabs.store.tables import contacts, deals, notes, tag_links, tags, tasks
 
