@@ -202,8 +202,8 @@ def child(args: argparse.Namespace) -> None:
                     "cpu_seconds": round(cpu, 2),
                     # The importing process plus its CSV parser process (a large upload is parsed
                     # in a second process): the sum of both peaks, an upper bound.
-                    "peak_rss_mb": round(peak_rss_mb() + child_peak_rss_mb(), 1),
-                    "parser_peak_rss_mb": round(child_peak_rss_mb(), 1),
+                    "peak_rss_mb": round(peak_rss_mb() + parser_peak_rss_mb(), 1),
+                    "parser_peak_rss_mb": round(parser_peak_rss_mb(), 1),
                     "rss_before_mb": round(base_rss, 1),
                     **{
                         k: result.get(k)
@@ -337,9 +337,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def child_peak_rss_mb() -> float:
-    """The largest peak RSS of this process's ended children (the import's CSV parser)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def parser_peak_rss_mb() -> float:
+    """The import's CSV parser process's own peak RSS (its ``VmHWM``; ``RUSAGE_CHILDREN`` would
+    report this process's size at the fork instead)."""
+    from krabs.bulk.csv_worker import LAST_PARSER_PEAK_KIB
+
+    return LAST_PARSER_PEAK_KIB[0] / 1024
 
 
 def run_child(mode: str, backend: str, csv_path: Path, data: Path, pg_url: str) -> dict[str, Any]:

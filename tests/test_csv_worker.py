@@ -14,6 +14,7 @@ import pytest
 import krabs.ops  # noqa: F401  (every operation registered before the bulk modules load)
 from conftest import Caller, err, ok
 from krabs.accounts import NewAccount, create_account
+from krabs.bulk import csv_worker
 from krabs.bulk.uploads import spool_file
 from krabs.engine import CallRequest, Engine
 from krabs.ops import contact_import
@@ -81,6 +82,8 @@ def test_the_parser_process_gives_the_in_process_outcome(
     assert {e["code"] for e in result["report"]} == {"ragged_row", "invalid_identity"}
     assert ("Grace Hopper, Rear Admiral", "Navy Reserve") in [(r[0], r[1]) for r in rows]
     assert not parsers()
+    # Its own peak, not the forked parent's: a parser needs no database, SQLAlchemy or pydantic.
+    assert 0 < csv_worker.LAST_PARSER_PEAK_KIB[0] < 60 * 1024
 
 
 def test_a_bad_header_is_the_same_typed_error(

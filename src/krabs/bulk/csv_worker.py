@@ -27,6 +27,9 @@ from krabs.contract.errors import KrabsError
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 #: Rows per message through the pipe.
 CHUNK = 500
+#: The last parser process's peak resident memory, in KiB (for benchmarks: ``getrusage`` cannot
+#: tell it, since a forked child inherits its parent's peak until it execs).
+LAST_PARSER_PEAK_KIB = [0]
 
 _Row = tuple[int, tuple[Any, ...] | None, list[tuple[Any, ...]]]
 
@@ -66,13 +69,24 @@ def _parse(
                 out.send(("rows", chunk))
                 chunk = []
         out.send(("rows", chunk))
-        out.send(("end",))
+        out.send(("end", _peak_kib()))
     except KrabsError as exc:
         out.send(("krabs_error", exc.code, exc.message, exc.param))
     except BaseException:
         out.send(("crash", traceback.format_exc()))
     finally:
         out.close()
+
+
+def _peak_kib() -> int:
+    """This process's own peak RSS (``VmHWM``: per address space, so not the forked parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class ParallelCsvReader:
@@ -122,6 +136,7 @@ class ParallelCsvReader:
         while True:
             message = self._receive()
             if message[0] == "end":
+                LAST_PARSER_PEAK_KIB[0] = int(message[1])
                 return
             for item in message[1]:
                 self.row, record, issues = _unpack(item)
