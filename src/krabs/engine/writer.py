@@ -75,12 +75,20 @@ class GroupWriter:
         self._queue.put(ticket)
         if self.wait <= 0:
             return await future
+        # One timer per write (a ``wait_for`` would wrap the future in two more per write).
+        timer = loop.call_later(self.wait, self._expire, ticket)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.wait)
-        except TimeoutError:
-            if not self._settle(ticket, _ABANDONED):
-                return await future  # the writer has it: its outcome is the answer
-            return Outcome.failure(
+            return await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, ticket: _Ticket) -> None:
+        """On the caller's loop, ``wait`` seconds after it queued: still queued, it is answered
+        ``busy`` and will not be run; taken by the writer, it goes on."""
+        if not self._settle(ticket, _ABANDONED) or ticket.future.done():
+            return
+        ticket.future.set_result(
+            Outcome.failure(
                 KrabsError(
                     "busy",
                     f"the database's writer has been held for over {self.wait:g} s by a long "
@@ -88,6 +96,7 @@ class GroupWriter:
                     details={"retry_after": BUSY_RETRY_AFTER},
                 )
             )
+        )
 
     def _settle(self, ticket: _Ticket, state: int) -> bool:
         """Move a queued ticket to ``state``; False if it had already left the queue."""
