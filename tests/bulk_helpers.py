@@ -7,6 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from conftest import Caller, ok
+from krabs.accounts import NewAccount
+from krabs.engine import CallRequest, Engine, Outcome
 from krabs.store.db import Store
 from krabs.store.tables import contacts, identities, tag_links, tags
 
@@ -51,3 +53,15 @@ def values(contact: dict[str, Any], kind: str) -> list[str]:
 def primary(contact: dict[str, Any], kind: str) -> str:
     [value] = [i["normalized"] for i in contact["identities"] if i["kind"] == kind and i["primary"]]
     return value
+
+
+def as_caller(engine: Engine, account: NewAccount) -> Caller:
+    """``call(op, args)`` through the engine as ``account``'s admin (another account than the
+    ``call`` fixture's)."""
+
+    def call(op: str, args: Any = None, **_: Any) -> Outcome:
+        return engine.call(
+            CallRequest(op=op, args=args or {}, api_key=account.secret, transport="test")
+        )
+
+    return call

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 import krabs.ops  # noqa: F401  (every operation registered before the bulk modules load)
+from bulk_helpers import as_caller
 from conftest import Caller, err, ok
 from krabs.accounts import NewAccount, create_account
 from krabs.bulk import csv_worker
 from krabs.bulk.uploads import spool_file
-from krabs.engine import CallRequest, Engine
+from krabs.engine import Engine
 from krabs.ops import contact_import
 
 ROWS = [
@@ -35,13 +36,6 @@ def upload(engine: Engine, account: NewAccount, tmp_path: Path, data: bytes) -> 
     path = tmp_path / "in.csv"
     path.write_bytes(data)
     return spool_file(engine.settings.data_dir, account.account_id, path, 1 << 30)
-
-
-def as_caller(engine: Engine, account: NewAccount) -> Any:
-    def call(op: str, args: dict[str, Any]) -> Any:
-        return engine.call(CallRequest(op=op, args=args, api_key=account.secret, transport="test"))
-
-    return call
 
 
 def contacts_of(call: Any) -> list[tuple[Any, ...]]:

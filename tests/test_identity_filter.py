@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 import krabs.ops  # noqa: F401  (every operation registered before the bulk modules load)
+from bulk_helpers import as_caller
 from conftest import ok
 from krabs.accounts import NewAccount, create_account
 from krabs.bulk import lookups, upsert
 from krabs.bulk.identity_filter import IdentityFilter
-from krabs.engine import CallRequest, Engine
+from krabs.engine import Engine
 from krabs.ops.identity import norm_hash
 
 
@@ -37,13 +38,6 @@ def test_a_hash_that_is_not_hex_is_left_out() -> None:
     f.add("not-a-sha256-at-all")
     f.add("")
     assert not f.may_contain(sha(1))
-
-
-def as_caller(engine: Engine, account: NewAccount) -> Any:
-    def call(op: str, args: dict[str, Any]) -> Any:
-        return engine.call(CallRequest(op=op, args=args, api_key=account.secret, transport="test"))
-
-    return call
 
 
 def seed(call: Any) -> None:
