@@ -21,11 +21,13 @@ from krabs.engine import CallRequest, Engine
 from krabs.engine.writer import BUSY_RETRY_AFTER, GroupWriter
 from krabs.store.tables import contacts
 
+#: SQLite only: PostgreSQL has no single writer, so writes never queue for one there.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def sqlite_engine(engine: Engine) -> Engine:
-    if not engine.store.is_sqlite:
-        pytest.skip("PostgreSQL has no single writer: writes never queue for one")
+    assert engine.store.is_sqlite
     return engine
 
 
