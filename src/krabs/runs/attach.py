@@ -98,6 +98,12 @@ class RunResolver:
         return run_id
 
     def _find_or_create_default(self, principal: Principal, now: str) -> str:
+        # Found without the writer when it exists (a process that has not cached it yet, say just
+        # started while an import holds SQLite's writer): only creating it needs a write.
+        with self.store.connect(write=False) as conn:
+            found = _find_default(conn, principal, now[:10])
+        if found:
+            return found
         for _attempt in range(3):
             with self.store.transaction(write=True) as conn:
                 found = _find_default(conn, principal, now[:10])
