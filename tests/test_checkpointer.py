@@ -88,6 +88,6 @@ def test_disposing_the_store_stops_the_thread(tmp_path: Path) -> None:
     TABLE.metadata.create_all(s.engine)
     write_rows(s, 10)
     cp = s.checkpointer
-    assert cp is not None and cp._thread is not None
+    assert cp is not None and cp._daemon.thread is not None
     s.dispose()
-    assert not cp._thread.is_alive()
+    assert not cp._daemon.thread.is_alive()

@@ -43,15 +43,11 @@ def sweep_retention(store: Store, ttl_seconds: int = UNDO_TTL_SECONDS) -> int:
 def truncate_wal(store: Store) -> bool:
     """After an erasure, checkpoint and truncate SQLite's write-ahead log, which still holds pages
     as they were before it; True when done (a reader in the way leaves it for the next pass)."""
-    if store.engine.dialect.name != "sqlite":
+    if store.checkpointer is None:
         return True
     erasure.wal_dirty = False
-    raw = store.engine.raw_connection()  # outside any transaction: a checkpoint cannot run in one
-    try:
-        busy = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    finally:
-        raw.close()
-    if busy is not None and busy[0]:
+    busy, _frames, _done = store.checkpointer.checkpoint(truncate=True)
+    if busy:
         erasure.wal_dirty = True
         return False
     return True

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 
 from krabs.contract.errors import KrabsError
+from krabs.daemon import LazyDaemon
 from krabs.engine.context import CallRequest, Outcome
 from krabs.store.db import Store
 
@@ -61,16 +62,14 @@ class GroupWriter:
         no limit)."""
         self.store, self.call, self.wait = store, call, wait
         self._queue: queue.SimpleQueue[_Ticket] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._daemon = LazyDaemon(self._run, "krabs-writer")
         self._state_lock = threading.Lock()
 
     async def submit(self, request: CallRequest) -> Outcome:
         """Queue one write; resolves once its batch has committed (or as ``busy``, not run)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
-        if self._thread is None:
-            self._start()
+        self._daemon.ensure()
         ticket = _Ticket(request, loop, future)
         self._queue.put(ticket)
         if self.wait <= 0:
@@ -105,13 +104,6 @@ class GroupWriter:
                 return False
             ticket.state = state
             return True
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name="krabs-writer", daemon=True)
-                thread.start()
-                self._thread = thread
 
     def _run(self) -> None:
         while True:

@@ -97,46 +97,29 @@ def import_lines(
     source: str = "csv_import",
     progress: Callable[[int, int], None] | None = None,
     rows_hint: int | None = None,
+    path: Path | None = None,
 ) -> dict[str, Any]:
     """The import itself, for any source of text lines (an argument, an upload, a file): rows are
     read, checked and written in batches, so memory does not grow with the input. ``rows_hint``:
-    about how many rows there are, if known (a large import skips most identity lookups)."""
-    try:
-        reader = CsvReader(lines, mapping=mapping, region=default_region(uow))
-    except CsvError as exc:
-        raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
-    with page_cache(uow.conn, IMPORT_CACHE_KIB):
-        return _import(uow, reader, on_match, source, progress, rows_hint)
-
-
-def import_file(
-    uow: UnitOfWork,
-    path: Path,
-    *,
-    mapping: dict[str, str] | None = None,
-    on_match: OnMatch = "update",
-    progress: Callable[[int, int], None] | None = None,
-    rows_hint: int | None = None,
-) -> dict[str, Any]:
-    """``import_lines`` of an uploaded file; a large one is parsed by a second process
+    about how many rows there are, if known (a large import skips most identity lookups).
+    ``path``: the file ``lines`` come from, if any; a large one is parsed by a second process
     (``bulk.csv_worker``) while this one writes."""
-    if path.stat().st_size < PARALLEL_MIN_BYTES:
-        return import_lines(
-            uow,
-            file_lines(path, max_line_bytes()),
-            mapping=mapping,
-            on_match=on_match,
-            progress=progress,
-            rows_hint=rows_hint,
-        )
-    try:
-        reader = ParallelCsvReader(
-            path, mapping=mapping, region=default_region(uow), max_line=max_line_bytes()
-        )
-    except CsvError as exc:
-        raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
-    with reader, page_cache(uow.conn, IMPORT_CACHE_KIB):
-        return _import(uow, reader, on_match, "csv_import", progress, rows_hint)
+    region = default_region(uow)
+    with contextlib.ExitStack() as stack:
+        reader: CsvReader | ParallelCsvReader
+        try:
+            if path is not None and path.stat().st_size >= PARALLEL_MIN_BYTES:
+                reader = stack.enter_context(
+                    ParallelCsvReader(
+                        path, mapping=mapping, region=region, max_line=max_line_bytes()
+                    )
+                )
+            else:
+                reader = CsvReader(lines, mapping=mapping, region=region)
+        except CsvError as exc:
+            raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
+        stack.enter_context(page_cache(uow.conn, IMPORT_CACHE_KIB))
+        return _import(uow, reader, on_match, source, progress, rows_hint)
 
 
 def _import(
@@ -211,34 +194,26 @@ def import_csv(uow: UnitOfWork, args: ImportCsv) -> dict[str, Any]:
     made), unchanged, skipped, failed. The whole import is one action: its `undo_token` removes
     the contacts it created and restores the ones it updated. Try `dry_run: true` first."""
     lines = csv_lines(uow, args)  # checks that exactly one of csv and upload is given
-    total = _rows_total(uow, args)
-    progress = progress_events(uow, total) if uow.run_id else None
+    path = upload_path(uow.data_dir, uow.account_id, args.upload) if args.upload else None
+    total = _rows_total(args, path)
     try:
-        if args.upload is not None:
-            return import_file(
-                uow,
-                upload_path(uow.data_dir, uow.account_id, args.upload),
-                mapping=dict(args.mapping or {}),
-                on_match=args.on_match,
-                progress=progress,
-                rows_hint=total,
-            )
         return import_lines(
             uow,
             lines,
             mapping=dict(args.mapping or {}),
             on_match=args.on_match,
-            progress=progress,
+            progress=progress_events(uow, total) if uow.run_id else None,
             rows_hint=total,
+            path=path,
         )
     finally:
         forget(uow.run_id)
 
 
-def _rows_total(uow: UnitOfWork, args: ImportCsv) -> int | None:
+def _rows_total(args: ImportCsv, path: Path | None) -> int | None:
     """Data rows, for progress (physical lines less the header: quoted line breaks overcount)."""
-    if args.upload is not None:
-        return max(count_lines(upload_path(uow.data_dir, uow.account_id, args.upload)) - 1, 0)
+    if path is not None:
+        return max(count_lines(path) - 1, 0)
     if args.csv is not None:
         return max(args.csv.count("\n") - 1, 0)
     return None

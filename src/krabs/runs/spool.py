@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from krabs.daemon import LazyDaemon
 from krabs.runs.events import RunEvent, append_event, take_pending
 from krabs.store.db import Store
 
@@ -46,8 +47,7 @@ class EventSpool:
     def __init__(self, store: Store, publish: Callable[[list[RunEvent]], None]) -> None:
         self.store, self.publish = store, publish
         self._queue: queue.Queue[SpooledEvent] = queue.Queue(CAPACITY)
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._daemon = LazyDaemon(self._run, "krabs-event-spool")
         self._wake = threading.Event()
         #: Spooled events not yet written.
         self._unwritten = 0
@@ -59,20 +59,12 @@ class EventSpool:
             self._unwritten += 1
         self._queue.put(event)
         self._wake.set()
-        if self._thread is None:
-            self._start()
+        self._daemon.ensure()
 
     def drain(self, timeout: float) -> bool:
         """Wait until every spooled event is written (or ``timeout`` passes); true if none is left."""
         with self._idle:
             return self._idle.wait_for(lambda: self._unwritten == 0, timeout)
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name="krabs-event-spool", daemon=True)
-                thread.start()
-                self._thread = thread
 
     def _run(self) -> None:
         while True:

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from krabs.daemon import LazyDaemon
+
 log = logging.getLogger("krabs.store")
 
 #: Seconds between checkpoints at most (a checkpoint waits for the disk).
@@ -31,28 +33,22 @@ class WalCheckpointer:
         self._connect = connect
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._daemon = LazyDaemon(self._run, "krabs-checkpoint")
+        #: One checkpoint at a time in this process: SQLite answers a second one "busy".
+        self._running = threading.Lock()
         #: Checkpoints run so far (for the tests).
         self.runs = 0
 
     def written(self) -> None:
         """A writer let go of the database: the log may have grown. Cheap: called on every write."""
         self._wake.set()
-        if self._thread is None:
-            self._start()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None and not self._stop.is_set():
-                thread = threading.Thread(target=self._run, name="krabs-checkpoint", daemon=True)
-                thread.start()
-                self._thread = thread
+        if not self._stop.is_set():
+            self._daemon.ensure()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        thread = self._thread
+        thread = self._daemon.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(30)
 
@@ -68,14 +64,19 @@ class WalCheckpointer:
                 log.exception("WAL checkpoint failed")
             self._stop.wait(INTERVAL)
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        """One ``PASSIVE`` checkpoint (``TRUNCATE`` once the log is large); SQLite's answer:
-        (busy, frames in the log, frames checkpointed)."""
+    def checkpoint(self, *, truncate: bool = False) -> tuple[int, int, int]:
+        """One ``PASSIVE`` checkpoint, then a ``TRUNCATE`` one when the log is large or
+        ``truncate`` is asked (after a GDPR erasure: the log must not keep erased pages). SQLite's
+        answer: (busy, frames in the log, frames checkpointed)."""
+        with self._running:
+            return self._checkpoint(truncate)
+
+    def _checkpoint(self, truncate: bool) -> tuple[int, int, int]:
         conn = self._connect()
         try:
             cur = conn.cursor()
             busy, frames, done = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames >= LARGE_FRAMES and frames == done:
+            if truncate or (frames >= LARGE_FRAMES and frames == done):
                 busy, frames, done = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             self.runs += 1
             return int(busy), int(frames), int(done)
