@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import krabs.ops  # noqa: F401  (every operation registered before the bulk modules load)
-from bulk_helpers import as_caller
+from bulk_helpers import all_contacts, as_caller
 from conftest import ok
 from krabs.accounts import NewAccount, create_account
 from krabs.bulk import lookups, upsert
@@ -77,18 +77,14 @@ def big_csv(rows: int) -> str:
 
 
 def contacts_of(engine: Engine, account: NewAccount) -> list[tuple[Any, ...]]:
-    call = as_caller(engine, account)
-    out, after = [], None
-    while True:
-        page = ok(
-            call("contact.list", {"limit": 100, **({"starting_after": after} if after else {})})
+    return sorted(
+        (
+            c["display_name"],
+            c["company"],
+            tuple(sorted((i["kind"], i["normalized"]) for i in c["identities"])),
         )
-        for c in page["data"]:
-            idents = sorted((i["kind"], i["normalized"]) for i in c["identities"])
-            out.append((c["display_name"], c["company"], tuple(idents)))
-        if not page["has_more"]:
-            return sorted(out)
-        after = page["data"][-1]["id"]
+        for c in all_contacts(as_caller(engine, account))
+    )
 
 
 @pytest.mark.parametrize("on_match", ["update", "skip", "create"])
