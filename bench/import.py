@@ -222,9 +222,9 @@ def child(args: argparse.Namespace) -> None:
 def baseline(args: argparse.Namespace) -> None:
     """The floor, measured in the same run: the SQL any correct import of this file must run, with
     none of krabs. The CSV read by the ``csv`` module, emails lower-cased, phones reduced to their
-    digits, a SHA-256 per identity; per 500 rows one indexed lookup of their identity hashes (the
-    dedupe probe) and one ``executemany`` per table into the same migrated schema, on the same
-    pragmas, in one transaction. No validation, no merging, no audit: the time is SQLite's and the
+    digits, a SHA-256 per identity (the identity key); per 500 rows one indexed lookup of their
+    identity keys (the dedupe probe) and one ``executemany`` per table into the same migrated
+    schema, on the same pragmas, in one transaction. No validation, no merging, no audit: the time is SQLite's and the
     driver's. Prints a JSON line like ``child``."""
     import csv
     import hashlib
@@ -270,10 +270,10 @@ def baseline(args: argparse.Namespace) -> None:
         for start in range(0, len(hashes), 500):
             part = hashes[start : start + 500]
             cur.execute(
-                "SELECT contact_id, normalized FROM identities WHERE account_id = ? AND kind IN "
-                f"('email', 'phone') AND norm_hash IN ({','.join('?' * len(part))}) "
-                "AND deleted_at IS NULL",
-                (acct, *part),
+                "SELECT contact_id, normalized FROM identities WHERE "
+                f"norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL "
+                "AND account_id = ? AND kind IN ('email', 'phone')",
+                (*part, acct),
             ).fetchall()
         cur.executemany(contact_sql, cs)
         cur.executemany(ident_sql, ids)
@@ -299,7 +299,8 @@ def baseline(args: argparse.Namespace) -> None:
             ):
                 if value:
                     n_ident += 1
-                    digest = hashlib.sha256(norm.encode()).hexdigest()
+                    key = f"{acct}\x00{kind}\x00{norm}".encode()
+                    digest = hashlib.sha256(key).hexdigest()[:32]  # krabs.normalize.norm_hash
                     ids.append((f"id_{n_ident:026d}", acct, cid, kind, value, norm, digest, 1, now))
             for tag in tags.split(";"):
                 if tag:

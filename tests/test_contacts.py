@@ -5,7 +5,6 @@ unique index; and one audit action per successful write."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from krabs.accounts import NewAccount, create_account
 from krabs.contract.ids import new_id
 from krabs.engine import Engine
 from krabs.engine.uow import utcnow
+from krabs.normalize import norm_hash
 from krabs.store.db import Store
 from krabs.store.tables import accounts, contacts, identities
 
@@ -356,7 +356,7 @@ def identity_row(account_id: str, contact_id: str, **extra: Any) -> dict[str, An
         **extra,
     }
     if "norm_hash" in identities.c:
-        row["norm_hash"] = hashlib.sha256(row["normalized"].encode("utf-8")).hexdigest()
+        row["norm_hash"] = norm_hash(account_id, row["kind"], row["normalized"])
     return {k: v for k, v in row.items() if k in identities.c}
 
 

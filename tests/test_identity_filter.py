@@ -17,7 +17,7 @@ from krabs.accounts import NewAccount, create_account
 from krabs.bulk import lookups, upsert
 from krabs.bulk.identity_filter import IdentityFilter
 from krabs.engine import Engine
-from krabs.ops.identity import norm_hash
+from krabs.normalize import norm_hash
 
 
 def sha(n: int) -> str:
@@ -139,4 +139,7 @@ def test_an_account_with_far_more_identities_than_the_import_gets_no_filter(
         assert lookups.identity_filter(uow, rows_hint=None) is None
         found = lookups.identity_filter(uow, rows_hint=10)
         assert found is not None
-        assert all(found.may_contain(norm_hash(f"e{n}@x.dev")) for n in range(30))
+        assert all(
+            found.may_contain(norm_hash(account.account_id, "email", f"e{n}@x.dev"))
+            for n in range(30)
+        )

@@ -14,7 +14,6 @@ undone."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from krabs.audit.verify_work import ERASED_OP, erased_set_digest
 from krabs.contract.ids import new_id
 from krabs.engine.uow import UnitOfWork
+from krabs.normalize import norm_hash
 from krabs.store.tables import (
     approvals,
     audit_actions,
@@ -81,7 +81,7 @@ def _erase_one(uow: UnitOfWork, contact_id: str) -> int:
             {
                 "value": scrubbed,
                 "normalized": scrubbed,
-                "norm_hash": hashlib.sha256(scrubbed.encode()).hexdigest(),
+                "norm_hash": norm_hash(uow.account_id, ident.kind, scrubbed),
                 "source": None,
             },
         )

@@ -27,6 +27,7 @@ from krabs.audit.undo import (
     compact_conflicts,
     current_rows,
     differing,
+    images_rekeyed,
     plain,
     undo_compact,
     unique_rules_kept,
@@ -80,7 +81,7 @@ def load_payloads(uow: UnitOfWork, digests: list[str]) -> dict[str, dict[str, An
             audit_log.load_payload(uow.conn, uow.account_id, digest)  # raises the typed error
         elif not found[digest][1]:
             audit_log.load_payload(uow.conn, uow.account_id, digest, images=True)
-    return {d: payload for d, (payload, _kept) in found.items()}
+    return {d: images_rekeyed(payload) for d, (payload, _kept) in found.items()}
 
 
 def outside_undos(uow: UnitOfWork, ids: set[str]) -> dict[str, str]:

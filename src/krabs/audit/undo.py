@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from krabs.audit.log import load_payload
 from krabs.contract.errors import KrabsError
 from krabs.engine.uow import UnitOfWork
+from krabs.normalize import rekeyed_identity
 from krabs.store.tables import BY_NAME
 
 Key = tuple[str, str]
@@ -31,6 +32,17 @@ def differing(a: Row | None, b: Row | None) -> list[str]:
     """The fields whose values differ between two row images (None: no row)."""
     a, b = a or {}, b or {}
     return sorted(f for f in set(a) | set(b) if plain(a.get(f)) != plain(b.get(f)))
+
+
+def images_rekeyed(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its identity images carrying today's ``norm_hash``, so an action recorded
+    before the key changed (migration 0007) compares equal to its rows and restores valid ones."""
+    for ch in payload.get("changes", ()):
+        if ch.get("table") == "identities":
+            for side in ("before", "after"):
+                if isinstance(ch.get(side), dict):
+                    ch[side] = rekeyed_identity(ch[side])
+    return payload
 
 
 def current_rows(uow: UnitOfWork, keys: Iterable[Key]) -> dict[Key, Row | None]:
@@ -86,7 +98,9 @@ def unique_rules_kept() -> Iterator[None]:
 
 
 def undo_changes(uow: UnitOfWork, action: Any, *, force: bool) -> dict[str, Any]:
-    payload = load_payload(uow.conn, uow.account_id, action.payload_digest, images=True)
+    payload = images_rekeyed(
+        load_payload(uow.conn, uow.account_id, action.payload_digest, images=True)
+    )
     compact = [ch for ch in payload["changes"] if ch.get("compact")]
     payload["changes"] = [ch for ch in payload["changes"] if not ch.get("compact")]
     report = _undo_rows(uow, payload, force=force, more_conflicts=compact_conflicts(uow, compact))

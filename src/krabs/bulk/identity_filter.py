@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import math
 
-#: Bits per expected entry; three probes per entry (48-bit slices of the hash): about 1.7 % false
-#: positives.
+#: Bits per expected entry; three probes per entry (40-bit or wider slices of the 128-bit hash):
+#: about 1.7 % false positives.
 BITS_PER_ENTRY = 10
-_PROBE_STARTS = (0, 12, 24)
+_PROBES = ((0, 11), (11, 22), (22, 32))
 
 
 class IdentityFilter:
-    """A Bloom filter over ``norm_hash`` values (hex SHA-256, so uniformly distributed: the probe
-    positions are slices of the hash itself)."""
+    """A Bloom filter over ``norm_hash`` values (hex SHA-256 prefixes, so uniformly distributed: the
+    probe positions are slices of the hash itself)."""
 
     def __init__(self, expected: int) -> None:
         self.size = max(1 << 16, int(expected * BITS_PER_ENTRY))
@@ -34,7 +34,7 @@ class IdentityFilter:
         out: no identity normalized here hashes to it, so none can match it."""
         bits, size = self._bits, self.size
         try:
-            positions = [int(norm_hash[s : s + 12], 16) % size for s in _PROBE_STARTS]
+            positions = [int(norm_hash[a:b], 16) % size for a, b in _PROBES]
         except ValueError:
             return
         for p in positions:
@@ -43,11 +43,11 @@ class IdentityFilter:
     def may_contain(self, norm_hash: str) -> bool:
         """False: never added. True: maybe (look it up). Unrolled: it runs for every identity."""
         bits, size = self._bits, self.size
-        p = int(norm_hash[0:12], 16) % size
+        p = int(norm_hash[0:11], 16) % size
         if not bits[p >> 3] & (1 << (p & 7)):
             return False
-        p = int(norm_hash[12:24], 16) % size
+        p = int(norm_hash[11:22], 16) % size
         if not bits[p >> 3] & (1 << (p & 7)):
             return False
-        p = int(norm_hash[24:36], 16) % size
+        p = int(norm_hash[22:32], 16) % size
         return bool(bits[p >> 3] & (1 << (p & 7)))

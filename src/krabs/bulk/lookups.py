@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from krabs.bulk.identity_filter import IdentityFilter
 from krabs.bulk.tagging import chunks
 from krabs.engine.uow import UnitOfWork
-from krabs.ops.identity import norm_hash
+from krabs.normalize import norm_hash
 from krabs.store.prepared import fast, reraise
 from krabs.store.tables import contacts, identities
 
@@ -26,19 +26,21 @@ IDENTITIES_PER_ROW = 3
 def live_owner_ids(
     uow: UnitOfWork,
     pairs: list[tuple[str, str]],
-    hashes: dict[str, str] | None = None,
+    hashes: dict[tuple[str, str], str] | None = None,
     known: IdentityFilter | None = None,
 ) -> dict[tuple[str, str], str]:
     """Which live contact owns each (kind, normalized) pair: one indexed ``IN`` query per kind and
-    chunk (the unique index leads with account, kind, norm_hash). ``hashes`` (normalized →
-    norm_hash) is filled as a side effect, for the caller's inserts. ``known``: a filter of every
-    live identity hash of the account; a pair it has not seen is not looked up."""
+    chunk (on the unique index's norm_hash). ``hashes`` ((kind, normalized) → norm_hash) is filled
+    as a side effect, for the caller's inserts. ``known``: a filter of every live identity hash of
+    the account; a pair it has not seen is not looked up."""
     hashes = {} if hashes is None else hashes
+    account = uow.account_id
     by_kind: dict[str, list[str]] = {}
-    for kind, norm in pairs:
-        h = hashes.get(norm)
+    for pair in pairs:
+        kind, norm = pair
+        h = hashes.get(pair)
         if h is None:
-            h = hashes[norm] = norm_hash(norm)
+            h = hashes[pair] = norm_hash(account, kind, norm)
         if known is None or known.may_contain(h):
             by_kind.setdefault(kind, []).append(h)
     wanted = set(pairs)
@@ -59,10 +61,10 @@ def _probe(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any]:
     t = identities
     return uow.execute(
         sa.select(t.c.contact_id, t.c.normalized).where(
-            t.c.account_id == uow.account_id,
-            t.c.kind == kind,
             t.c.norm_hash.in_(part),
             t.c.deleted_at.is_(None),
+            t.c.account_id == uow.account_id,
+            t.c.kind == kind,
         )
     ).all()
 
@@ -74,12 +76,13 @@ def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> list[Any] | None
     if not fast(conn):
         return None
     sql = (
-        "SELECT contact_id, normalized FROM identities WHERE account_id = ? AND kind = ? "
-        f"AND norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL"
+        "SELECT contact_id, normalized FROM identities WHERE "
+        f"norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL "
+        "AND account_id = ? AND kind = ?"
     )
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    args = (uow.account_id, kind, *part)
+    args = (*part, uow.account_id, kind)
     try:
         return list(raw.execute(sql, args).fetchall())
     except Exception as exc:
@@ -92,14 +95,15 @@ def identity_filter(uow: UnitOfWork, rows_hint: int | None) -> IdentityFilter | 
     identities far outnumber the import's (reading them all would cost more than the lookups)."""
     if rows_hint is None or rows_hint < FILTER_MIN_ROWS:
         return None
-    t = identities
-    live = sa.and_(t.c.account_id == uow.account_id, t.c.deleted_at.is_(None))
+    # Through the account's contacts: no index of identities leads with the account.
+    t = identities.join(contacts, contacts.c.id == identities.c.contact_id)
+    live = sa.and_(contacts.c.account_id == uow.account_id, identities.c.deleted_at.is_(None))
     existing = uow.execute(sa.select(sa.func.count()).select_from(t).where(live)).scalar() or 0
     adding = rows_hint * IDENTITIES_PER_ROW
     if existing > 4 * adding:
         return None
     found = IdentityFilter(existing + adding)
-    for (h,) in uow.execute(sa.select(t.c.norm_hash).where(live)):
+    for (h,) in uow.execute(sa.select(identities.c.norm_hash).select_from(t).where(live)):
         found.add(h)
     return found
 

@@ -29,9 +29,8 @@ from krabs.bulk.lookups import (
 from krabs.bulk.records import Ident, Issue, Record
 from krabs.bulk.tagging import attach_by_name, tag_keys_of
 from krabs.engine.uow import UnitOfWork
-from krabs.normalize import tag_key
+from krabs.normalize import norm_hash, tag_key
 from krabs.ops.contact import FIELDS, _display_name
-from krabs.ops.identity import norm_hash
 from krabs.store.tables import contacts, identities
 
 OnMatch = Literal["update", "skip", "create"]
@@ -174,7 +173,7 @@ class Upserter:
         if not records:
             return
         pairs = list(dict.fromkeys((i.kind, i.norm) for r in records for i in r.identities))
-        hashes: dict[str, str] = {}
+        hashes: dict[tuple[str, str], str] = {}
         if self._batches == FILTER_AFTER_BATCHES:
             self._filter = identity_filter(self.uow, self.rows_hint)
         owners = live_owner_ids(self.uow, pairs, hashes, self._filter)
@@ -279,7 +278,7 @@ class Upserter:
             set(tagged.get(cid, ())),
         )
 
-    def _write(self, targets: list[_Target], hashes: dict[str, str]) -> None:
+    def _write(self, targets: list[_Target], hashes: dict[tuple[str, str], str]) -> None:
         uow, now, account = self.uow, self.uow.now, self.uow.account_id
         new_contacts: list[tuple[Any, ...]] = []
         new_idents: list[tuple[Any, ...]] = []
@@ -325,7 +324,8 @@ class Upserter:
                         ident.kind,
                         ident.value,
                         ident.norm,
-                        hashes.get(ident.norm) or norm_hash(ident.norm),
+                        hashes.get((ident.kind, ident.norm))
+                        or norm_hash(account, ident.kind, ident.norm),
                         primary,
                         self.source,
                         now,

@@ -3,7 +3,6 @@ normalized identity per account (a partial unique index), so lookups by identity
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from krabs.contract.ids import new_id
 from krabs.contract.models import Args, ListArgs, ListOf, Name, Out, id_field, page
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
-from krabs.normalize import NormalizationError, normalize_identity
+from krabs.normalize import NormalizationError, norm_hash, normalize_identity
 from krabs.store.tables import accounts, contacts, identities
 
 IdentityKind = Literal["email", "phone", "linkedin", "x", "github", "domain", "url", "other"]
@@ -96,15 +95,11 @@ def normalize_all(
     return list(seen.values())
 
 
-def norm_hash(normalized: str) -> str:
-    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
-
-
 # Built once: a statement constructed per call costs more than running it.
 _LIVE_OWNER = sa.select(identities).where(
+    identities.c.norm_hash == sa.bindparam("norm_hash"),
     identities.c.account_id == sa.bindparam("acct"),
     identities.c.kind == sa.bindparam("kind"),
-    identities.c.norm_hash == sa.bindparam("norm_hash"),
     identities.c.deleted_at.is_(None),
 )
 
@@ -116,8 +111,9 @@ def live_owners(uow: UnitOfWork, pairs: list[tuple[str, str]]) -> Owners:
     One indexed lookup each: calls carry one or a few identities (at most 50)."""
     owners: Owners = {}
     for kind, norm in dict.fromkeys(pairs):
+        key = norm_hash(uow.account_id, kind, norm)
         row = uow.execute(
-            _LIVE_OWNER, {"acct": uow.account_id, "kind": kind, "norm_hash": norm_hash(norm)}
+            _LIVE_OWNER, {"acct": uow.account_id, "kind": kind, "norm_hash": key}
         ).first()
         if row is not None:
             owners[(kind, norm)] = row
@@ -178,7 +174,7 @@ def claim(
                 "kind": item.kind,
                 "value": item.value,
                 "normalized": norm,
-                "norm_hash": norm_hash(norm),
+                "norm_hash": norm_hash(uow.account_id, item.kind, norm),
                 "is_primary": primary,
                 "source": item.source if isinstance(item, IdentityIn) else None,
                 "created_at": uow.now,

@@ -99,7 +99,8 @@ identities = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("normalized", sa.Text, nullable=False),
-    #: SHA-256 of the normalized value: what the unique index holds (btree rows have a size limit).
+    #: ``krabs.normalize.norm_hash`` of (account, kind, normalized): the one short key the unique
+    #: index holds (btree rows have a size limit, and a small index stays in the page cache).
     sa.Column("norm_hash", sa.String(64), nullable=False),
     sa.Column("is_primary", sa.Boolean, nullable=False),
     sa.Column("source", sa.String(200)),
@@ -108,8 +109,6 @@ identities = sa.Table(
     sa.Index(None, "contact_id"),
     sa.Index(
         "uq_identities_live",
-        "account_id",
-        "kind",
         "norm_hash",
         unique=True,
         sqlite_where=sa.text("deleted_at IS NULL"),
