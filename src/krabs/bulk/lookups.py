@@ -3,6 +3,7 @@ import's identity filter when it has one), the matched contacts, their primary i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from krabs.bulk.identity_filter import IdentityFilter
 from krabs.bulk.tagging import chunks
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import norm_hash
-from krabs.store.prepared import fast, reraise
+from krabs.store.prepared import driver_rows
 from krabs.store.tables import contacts, identities
 
 #: An import this large (rows) probes the identity index only for hashes a filter may have seen,
@@ -69,24 +70,18 @@ def _probe(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any]:
     ).all()
 
 
-def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> list[Any] | None:
-    """The owner query on SQLite's driver (the import runs it a few thousand times; SQLAlchemy's
-    per-row result handling cost more than the lookup), or None elsewhere."""
-    conn = uow.conn
-    if not fast(conn):
-        return None
-    sql = (
+def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any] | None:
+    """The owner query on SQLite's driver, or None elsewhere."""
+    return driver_rows(
+        uow.conn,
         "SELECT contact_id, normalized FROM identities WHERE "
-        f"norm_hash IN ({','.join('?' * len(part))}) AND deleted_at IS NULL "
-        "AND account_id = ? AND kind = ?"
+        f"norm_hash IN ({_marks(part)}) AND deleted_at IS NULL AND account_id = ? AND kind = ?",
+        (*part, uow.account_id, kind),
     )
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    args = (*part, uow.account_id, kind)
-    try:
-        return list(raw.execute(sql, args).fetchall())
-    except Exception as exc:
-        reraise(conn, sql, args, exc)
+
+
+def _marks(part: list[str]) -> str:
+    return ",".join("?" * len(part))
 
 
 def identity_filter(uow: UnitOfWork, rows_hint: int | None) -> IdentityFilter | None:
@@ -108,9 +103,24 @@ def identity_filter(uow: UnitOfWork, rows_hint: int | None) -> IdentityFilter | 
     return found
 
 
+_CONTACT_COLUMNS = tuple(c.name for c in contacts.columns)
+
+
 def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for part in chunks(ids):
+        found = driver_rows(
+            uow.conn,
+            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM contacts "
+            f"WHERE account_id = ? AND id IN ({_marks(part)})",
+            (uow.account_id, *part),
+        )
+        if found is not None:
+            for r in found:
+                row = dict(zip(_CONTACT_COLUMNS, r, strict=True))
+                row["attributes"] = json.loads(row["attributes"])
+                out[row["id"]] = row
+            continue
         for r in uow.execute(
             sa.select(contacts).where(
                 contacts.c.account_id == uow.account_id, contacts.c.id.in_(part)
@@ -124,10 +134,17 @@ def primary_kinds(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, set[str]
     out: dict[str, set[str]] = {}
     t = identities
     for part in chunks(contact_ids):
-        for r in uow.execute(
-            sa.select(t.c.contact_id, t.c.kind).where(
+        found: Sequence[Any] | None = driver_rows(
+            uow.conn,
+            f"SELECT contact_id, kind FROM identities WHERE contact_id IN ({_marks(part)}) "
+            "AND is_primary = 1 AND deleted_at IS NULL",
+            tuple(part),
+        )
+        if found is None:
+            query = sa.select(t.c.contact_id, t.c.kind).where(
                 t.c.contact_id.in_(part), t.c.is_primary.is_(True), t.c.deleted_at.is_(None)
             )
-        ):
-            out.setdefault(r.contact_id, set()).add(r.kind)
+            found = [tuple(r) for r in uow.execute(query)]
+        for r in found:
+            out.setdefault(r[0], set()).add(r[1])
     return out

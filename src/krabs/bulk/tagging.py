@@ -4,13 +4,14 @@ by ``tag_key`` among live tags, and a target carries a tag at most once."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from typing import TypeVar
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import tag_key
+from krabs.store.prepared import driver_rows
 from krabs.store.tables import tag_links, tags
 
 #: Values per IN (...) list: well under every driver's bound-parameter limit.
@@ -29,17 +30,27 @@ def tag_keys_of(uow: UnitOfWork, target_ids: list[str]) -> dict[str, set[str]]:
     """The keys of the live tags each target already carries."""
     out: dict[str, set[str]] = {i: set() for i in target_ids}
     for part in chunks(target_ids):
-        rows = uow.execute(
-            sa.select(tag_links.c.target_id, tags.c.name_key)
-            .join(tags, tags.c.id == tag_links.c.tag_id)
-            .where(
-                tag_links.c.account_id == uow.account_id,
-                tag_links.c.target_id.in_(part),
-                tags.c.deleted_at.is_(None),
+        rows: Sequence[Any] | None = driver_rows(
+            uow.conn,
+            "SELECT tag_links.target_id, tags.name_key FROM tag_links "
+            "JOIN tags ON tags.id = tag_links.tag_id WHERE tag_links.account_id = ? "
+            f"AND tag_links.target_id IN ({','.join('?' * len(part))}) "
+            "AND tags.deleted_at IS NULL",
+            (uow.account_id, *part),
+        )
+        if rows is None:
+            query = (
+                sa.select(tag_links.c.target_id, tags.c.name_key)
+                .join(tags, tags.c.id == tag_links.c.tag_id)
+                .where(
+                    tag_links.c.account_id == uow.account_id,
+                    tag_links.c.target_id.in_(part),
+                    tags.c.deleted_at.is_(None),
+                )
             )
-        ).all()
+            rows = [tuple(r) for r in uow.execute(query)]
         for r in rows:
-            out[r.target_id].add(r.name_key)
+            out[r[0]].add(r[1])
     return out
 
 
@@ -55,10 +66,11 @@ def attach_by_name(
     already exist are left alone. Returns the number of tags created. ``unlinked``: targets the
     caller knows have no link yet (created in this call), not looked up. ``known``: tag key → live
     tag id from earlier batches of the same call, read and extended."""
+    # Keyed once per spelling, not per link: an import links most of its rows to a few tags.
+    spellings = dict.fromkeys(name for tag_names in wanted.values() for name in tag_names)
     names: dict[str, str] = {}
-    for tag_names in wanted.values():
-        for name in tag_names:
-            names.setdefault(tag_key(name), name)
+    for name in spellings:
+        names.setdefault(tag_key(name), name)
     if not names:
         return 0
     ids: dict[str, str] = {} if known is None else known
@@ -97,12 +109,13 @@ def attach_by_name(
             linked.add((r.tag_id, r.target_id))
     links: list[tuple[str, ...]] = []
     account, now = uow.account_id, uow.now
+    tag_ids = {name: ids[tag_key(name)] for name in spellings}
+    next_id = uow.bulk_ids(tag_links)
     for target_id, tag_names in wanted.items():
         for name in tag_names:
-            tag_id = ids[tag_key(name)]
+            tag_id = tag_ids[name]
             if (tag_id, target_id) not in linked:
                 linked.add((tag_id, target_id))
-                link_id = uow.new_bulk_id(tag_links)
-                links.append((link_id, account, tag_id, target_type, target_id, now))
+                links.append((next_id(), account, tag_id, target_type, target_id, now))
     uow.insert_compact_values(tag_links, LINK_COLUMNS, links)
     return len(fresh)

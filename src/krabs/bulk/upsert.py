@@ -13,7 +13,7 @@ and new rows go in through ``uow.insert_compact_values``; the reads are in ``bul
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -98,19 +98,36 @@ class Counts:
         return dict(self.__dict__)
 
 
-@dataclass
 class _Target:
-    """A contact as this batch will leave it: new, or existing with its fetched image."""
+    """A contact as this batch will leave it: new, or existing with its fetched image. A slotted
+    class with a plain ``__init__``: an import makes one per new contact."""
 
-    id: str
-    row: dict[str, Any] | None
-    values: dict[str, Any]
-    attributes: dict[str, Any]
-    primaries: set[str]
-    tag_keys: set[str]
-    new_idents: list[Ident] = field(default_factory=list)
-    new_tags: list[str] = field(default_factory=list)
-    dirty: bool = False
+    __slots__ = (
+        "attributes",
+        "dirty",
+        "id",
+        "new_idents",
+        "new_tags",
+        "primaries",
+        "row",
+        "tag_keys",
+        "values",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        row: dict[str, Any] | None,
+        values: dict[str, Any],
+        attributes: dict[str, Any],
+        primaries: set[str],
+        tag_keys: set[str],
+    ) -> None:
+        self.id, self.row, self.values, self.attributes = id, row, values, attributes
+        self.primaries, self.tag_keys = primaries, tag_keys
+        self.new_idents: list[Ident] = []
+        self.new_tags: list[str] = []
+        self.dirty = False
 
 
 class Upserter:
@@ -281,7 +298,6 @@ class Upserter:
     def _write(self, targets: list[_Target], hashes: dict[tuple[str, str], str]) -> None:
         uow, now, account = self.uow, self.uow.now, self.uow.account_id
         new_contacts: list[tuple[Any, ...]] = []
-        new_idents: list[tuple[Any, ...]] = []
         updates = []
         fresh: set[str] = set()
         for t in targets:
@@ -313,25 +329,7 @@ class Upserter:
                 if t.attributes != (t.row["attributes"] or {}):
                     changes["attributes"] = t.attributes
                 updates.append((t.row, {**changes, "updated_at": now}))
-            for ident in t.new_idents:
-                primary = ident.kind not in t.primaries
-                t.primaries.add(ident.kind)
-                new_idents.append(
-                    (
-                        uow.new_bulk_id(identities),
-                        account,
-                        t.id,
-                        ident.kind,
-                        ident.value,
-                        ident.norm,
-                        hashes.get((ident.kind, ident.norm))
-                        or norm_hash(account, ident.kind, ident.norm),
-                        primary,
-                        self.source,
-                        now,
-                        None,
-                    )
-                )
+        new_idents = self._identity_rows(targets, hashes)
         uow.insert_compact_values(contacts, CONTACT_COLUMNS, new_contacts)
         uow.insert_compact_values(identities, IDENTITY_COLUMNS, new_idents)
         if self._filter is not None:
@@ -346,6 +344,38 @@ class Upserter:
             known=self._tag_ids,
         )
         uow.update_bulk_many(contacts, updates)
+
+    def _identity_rows(
+        self, targets: list[_Target], hashes: dict[tuple[str, str], str]
+    ) -> list[tuple[Any, ...]]:
+        """The new identities' rows; the first of a kind on a contact without one is primary."""
+        rows: list[tuple[Any, ...]] = []
+        if not any(t.new_idents for t in targets):
+            return rows  # no id block: the audit lists no empty "created 0 identities"
+        account, now, source = self.uow.account_id, self.uow.now, self.source
+        next_id = self.uow.bulk_ids(identities)
+        for t in targets:
+            for ident in t.new_idents:
+                kind, norm = ident.kind, ident.norm
+                primary = kind not in t.primaries
+                t.primaries.add(kind)
+                key = hashes.get((kind, norm)) or norm_hash(account, kind, norm)
+                rows.append(
+                    (
+                        next_id(),
+                        account,
+                        t.id,
+                        kind,
+                        ident.value,
+                        norm,
+                        key,
+                        primary,
+                        source,
+                        now,
+                        None,
+                    )
+                )
+        return rows
 
 
 def _fill(t: _Target, rec: Record) -> bool:

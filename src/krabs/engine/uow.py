@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -151,6 +151,10 @@ class UnitOfWork:
     def new_bulk_id(self, table: sa.Table) -> str:
         """An id for a row that ``insert_compact`` will write: consecutive within this call."""
         return self._bulk(table).block.next()
+
+    def bulk_ids(self, table: sa.Table) -> Callable[[], str]:
+        """``new_bulk_id`` of ``table`` as one callable, for a loop making many rows."""
+        return self._bulk(table).block.next
 
     def insert_compact(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``insert_many`` for bulk creates: the rows (ids from ``new_bulk_id``) are recorded as ONE

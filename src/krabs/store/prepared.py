@@ -77,6 +77,10 @@ class _Compiled:
         procs = self.converted
         if pos == list(range(len(names))) and not procs:
             return rows
+        if pos == list(range(len(names))) and len(procs) == 1:
+            # The common bulk case (one JSON column, values already in order): tuple slices.
+            i, proc = procs[0]
+            return [(*r[:i], proc(r[i]), *r[i + 1 :]) for r in rows]
         get = itemgetter(*pos) if len(pos) > 1 else (lambda r: (r[pos[0]],))
         if not procs:
             return [get(r) for r in rows]
@@ -162,6 +166,20 @@ class Prepared:
             raw.executemany(c.sql, args)
         except Exception as exc:
             reraise(conn, c.sql, args, exc)
+
+
+def driver_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[Any] | None:
+    """``sql`` run on SQLite's driver inside the caller's transaction, or None elsewhere (the caller
+    then runs its SQLAlchemy statement). For lookups a bulk import runs thousands of times, where
+    SQLAlchemy's per-statement and per-row handling cost more than the lookup."""
+    if not fast(conn):
+        return None
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        return list(raw.execute(sql, args).fetchall())
+    except Exception as exc:
+        reraise(conn, sql, args, exc)
 
 
 def fast(conn: Connection) -> bool:
