@@ -162,3 +162,51 @@ def test_parameters_picked_one_or_many_and_a_missing_one_is_a_key_error(sqlite_s
         assert many.execute(conn, {"id": "acct_1", "not_name": "Ünïcode"}) == []
         with pytest.raises(KeyError):
             many.execute(conn, {"id": "acct_1"})
+
+
+def test_values_of_many_rows_store_flags_and_json_as_sqlalchemy_does(sqlite_store):
+    """``executemany_values``: booleans checked a batch at a time (not converted row by row) are
+    stored as SQLAlchemy stores them; JSON goes through the engine's serializer; a value that is
+    no boolean is refused as SQLAlchemy refuses it, and nothing is written."""
+    from krabs.engine.uow import insert_of
+
+    now = "2026-01-01T00:00:00.000000Z"
+    names = tuple(c.name for c in contacts.columns)
+    contact = {n: None for n in names} | {"account_id": "acct_1", "created_at": now}
+    contact |= {"updated_at": now, "attributes": {"z": 1, "a": [True]}}
+    ident_names = tuple(c.name for c in identities.columns)
+    ident = {n: None for n in ident_names} | {"account_id": "acct_1", "kind": "email"}
+    ident |= {"value": "a@x.dev", "normalized": "a@x.dev", "created_at": now}
+
+    def ident_rows(*flags: Any) -> list[tuple[Any, ...]]:
+        return [
+            tuple(
+                (
+                    {**ident, "id": f"id_{n}", "contact_id": "ct_1", "norm_hash": f"h{n}"}
+                    | {"is_primary": flag}
+                )[c]
+                for c in ident_names
+            )
+            for n, flag in enumerate(flags)
+        ]
+
+    with sqlite_store.transaction() as conn:
+        insert_of(contacts, names).executemany_values(
+            conn, names, [tuple({**contact, "id": "ct_1"}[n] for n in names)]
+        )
+        insert_of(identities, ident_names).executemany_values(
+            conn, ident_names, ident_rows(True, False, True)
+        )
+        stored = conn.exec_driver_sql("SELECT attributes FROM contacts").scalar_one()
+        flags = conn.exec_driver_sql("SELECT is_primary FROM identities ORDER BY id").all()
+        read = conn.execute(sa.select(identities.c.is_primary).order_by(identities.c.id)).all()
+    assert stored == '{"a": [true], "z": 1}'
+    assert [f[0] for f in flags] == [1, 0, 1]
+    assert [r[0] for r in read] == [True, False, True]
+    refused = pytest.raises((TypeError, sa.exc.StatementError), match="boolean")
+    with refused, sqlite_store.transaction() as conn:
+        insert_of(identities, ident_names).executemany_values(
+            conn, ident_names, ident_rows(True, "yes")
+        )
+    with sqlite_store.connect(write=False) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM identities").scalar_one() == 3

@@ -20,9 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.result import IteratorResult, Result, SimpleResultMetaData
 
+_BOOL = frozenset({bool})
+
 
 class _Compiled:
-    __slots__ = ("converted", "defaults", "getter", "names", "sql")
+    __slots__ = ("bulk_converted", "converted", "defaults", "flags", "getter", "names", "sql")
 
     def __init__(self, stmt: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
@@ -46,6 +48,16 @@ class _Compiled:
         self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
             (i, p) for i, p in enumerate(processors) if p is not None
         )
+        # Booleans on a driver that stores them as the integers they are (SQLite): the processor
+        # only checks the type and turns True into 1. ``values`` checks the type a batch at a time
+        # instead of converting row by row (an import writes two million identity flags).
+        bool_cols = {
+            i
+            for i, n in enumerate(self.names)
+            if isinstance(compiled.binds[n].type, sa.Boolean) and dialect.name == "sqlite"
+        }
+        self.flags: tuple[int, ...] = tuple(i for i, _ in self.converted if i in bool_cols)
+        self.bulk_converted = tuple((i, p) for i, p in self.converted if i not in bool_cols)
         if self.names:
             self.getter = operator.itemgetter(*self.names)
 
@@ -74,7 +86,12 @@ class _Compiled:
             raise ValueError(
                 f"values for {self.names} need every one of them, got {names}"
             ) from None
-        procs = self.converted
+        procs = self.bulk_converted
+        for i in self.flags:
+            at = pos[i]
+            if not {type(r[at]) for r in rows} <= _BOOL:
+                procs = self.converted  # the processor raises SQLAlchemy's own error
+                break
         if pos == list(range(len(names))) and not procs:
             return rows
         if pos == list(range(len(names))) and len(procs) == 1:
