@@ -20,6 +20,7 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.models import Args, Out
 from krabs.contract.registry import Example, operation
 from krabs.engine.uow import UnitOfWork
+from krabs.gc_pause import fewer_collections
 from krabs.ops.identity import default_region
 
 #: The largest CSV argument, in characters (the HTTP body limit is usually reached first).
@@ -119,6 +120,7 @@ def import_lines(
         except CsvError as exc:
             raise KrabsError("invalid_argument", str(exc), param=exc.param) from None
         stack.enter_context(page_cache(uow.conn, IMPORT_CACHE_KIB))
+        stack.enter_context(fewer_collections())
         return _import(uow, reader, on_match, source, progress, rows_hint)
 
 
