@@ -210,3 +210,29 @@ def test_values_of_many_rows_store_flags_and_json_as_sqlalchemy_does(sqlite_stor
         )
     with sqlite_store.connect(write=False) as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM identities").scalar_one() == 3
+
+
+def test_select_rows_runs_one_sql_text_on_both_backends(store: Store) -> None:
+    """``select_rows``: the same ``?``-marked SQL on SQLite's driver and through PostgreSQL's, in
+    the caller's transaction; SQL with a ``%`` (the other drivers' marker) is refused."""
+    from krabs.store.prepared import select_rows
+
+    with store.transaction() as conn:
+        conn.execute(
+            accounts.insert().values(
+                id="acct_select_rows",
+                name="Ünïcode ? 'quoted'",
+                settings={},
+                created_at="2026-01-01T00:00:00.000000Z",
+                updated_at="2026-01-01T00:00:00.000000Z",
+            )
+        )
+        rows = select_rows(
+            conn,
+            "SELECT id, name FROM accounts WHERE id IN (?, ?) AND name <> ?",
+            ("acct_select_rows", "acct_none", "x"),
+        )
+        assert [tuple(r) for r in rows] == [("acct_select_rows", "Ünïcode ? 'quoted'")]
+        with pytest.raises(ValueError, match="%"):
+            select_rows(conn, "SELECT id FROM accounts WHERE name LIKE '%a'", ())
+        conn.rollback()

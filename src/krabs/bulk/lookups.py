@@ -13,7 +13,7 @@ from krabs.bulk.identity_filter import IdentityFilter
 from krabs.bulk.tagging import chunks
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import norm_hash
-from krabs.store.prepared import driver_rows
+from krabs.store.prepared import select_rows
 from krabs.store.tables import contacts, identities
 
 #: An import this large (rows) probes the identity index only for hashes a filter may have seen,
@@ -56,23 +56,7 @@ def live_owner_ids(
 
 def _probe(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any]:
     """(contact_id, normalized) of the live identities of ``kind`` with these hashes."""
-    found = _owner_rows(uow, kind, part)
-    if found is not None:
-        return found
-    t = identities
-    return uow.execute(
-        sa.select(t.c.contact_id, t.c.normalized).where(
-            t.c.norm_hash.in_(part),
-            t.c.deleted_at.is_(None),
-            t.c.account_id == uow.account_id,
-            t.c.kind == kind,
-        )
-    ).all()
-
-
-def _owner_rows(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any] | None:
-    """The owner query on SQLite's driver, or None elsewhere."""
-    return driver_rows(
+    return select_rows(
         uow.conn,
         "SELECT contact_id, normalized FROM identities WHERE "
         f"norm_hash IN ({_marks(part)}) AND deleted_at IS NULL AND account_id = ? AND kind = ?",
@@ -109,42 +93,28 @@ _CONTACT_COLUMNS = tuple(c.name for c in contacts.columns)
 def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for part in chunks(ids):
-        found = driver_rows(
+        found = select_rows(
             uow.conn,
             f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM contacts "
             f"WHERE account_id = ? AND id IN ({_marks(part)})",
             (uow.account_id, *part),
         )
-        if found is not None:
-            for r in found:
-                row = dict(zip(_CONTACT_COLUMNS, r, strict=True))
+        for r in found:
+            row = dict(zip(_CONTACT_COLUMNS, r, strict=True))
+            if isinstance(row["attributes"], str):  # SQLite's JSON is text; PostgreSQL's decoded
                 row["attributes"] = json.loads(row["attributes"])
-                out[row["id"]] = row
-            continue
-        for r in uow.execute(
-            sa.select(contacts).where(
-                contacts.c.account_id == uow.account_id, contacts.c.id.in_(part)
-            )
-        ):
-            out[r.id] = dict(r._mapping)
+            out[row["id"]] = row
     return out
 
 
 def primary_kinds(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    t = identities
     for part in chunks(contact_ids):
-        found: Sequence[Any] | None = driver_rows(
+        for r in select_rows(
             uow.conn,
             f"SELECT contact_id, kind FROM identities WHERE contact_id IN ({_marks(part)}) "
-            "AND is_primary = 1 AND deleted_at IS NULL",
-            tuple(part),
-        )
-        if found is None:
-            query = sa.select(t.c.contact_id, t.c.kind).where(
-                t.c.contact_id.in_(part), t.c.is_primary.is_(True), t.c.deleted_at.is_(None)
-            )
-            found = [tuple(r) for r in uow.execute(query)]
-        for r in found:
+            "AND is_primary = ? AND deleted_at IS NULL",
+            (*part, True),
+        ):
             out.setdefault(r[0], set()).add(r[1])
     return out

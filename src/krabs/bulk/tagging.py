@@ -4,14 +4,14 @@ by ``tag_key`` among live tags, and a target carries a tag at most once."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterator
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import tag_key
-from krabs.store.prepared import driver_rows
+from krabs.store.prepared import select_rows
 from krabs.store.tables import tag_links, tags
 
 #: Values per IN (...) list: well under every driver's bound-parameter limit.
@@ -30,7 +30,7 @@ def tag_keys_of(uow: UnitOfWork, target_ids: list[str]) -> dict[str, set[str]]:
     """The keys of the live tags each target already carries."""
     out: dict[str, set[str]] = {i: set() for i in target_ids}
     for part in chunks(target_ids):
-        rows: Sequence[Any] | None = driver_rows(
+        rows = select_rows(
             uow.conn,
             "SELECT tag_links.target_id, tags.name_key FROM tag_links "
             "JOIN tags ON tags.id = tag_links.tag_id WHERE tag_links.account_id = ? "
@@ -38,17 +38,6 @@ def tag_keys_of(uow: UnitOfWork, target_ids: list[str]) -> dict[str, set[str]]:
             "AND tags.deleted_at IS NULL",
             (uow.account_id, *part),
         )
-        if rows is None:
-            query = (
-                sa.select(tag_links.c.target_id, tags.c.name_key)
-                .join(tags, tags.c.id == tag_links.c.tag_id)
-                .where(
-                    tag_links.c.account_id == uow.account_id,
-                    tag_links.c.target_id.in_(part),
-                    tags.c.deleted_at.is_(None),
-                )
-            )
-            rows = [tuple(r) for r in uow.execute(query)]
         for r in rows:
             out[r[0]].add(r[1])
     return out

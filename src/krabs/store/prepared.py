@@ -185,18 +185,23 @@ class Prepared:
             reraise(conn, c.sql, args, exc)
 
 
-def driver_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[Any] | None:
-    """``sql`` run on SQLite's driver inside the caller's transaction, or None elsewhere (the caller
-    then runs its SQLAlchemy statement). For lookups a bulk import runs thousands of times, where
-    SQLAlchemy's per-statement and per-row handling cost more than the lookup."""
-    if not fast(conn):
-        return None
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    try:
-        return list(raw.execute(sql, args).fetchall())
-    except Exception as exc:
-        reraise(conn, sql, args, exc)
+def select_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
+    """A SELECT written once, with ``?`` markers, for every backend: on SQLite run on the driver
+    inside the caller's transaction, elsewhere through SQLAlchemy's driver-level execute with the
+    driver's own markers. For lookups a bulk import runs thousands of times with ``IN`` lists of
+    varying length, where SQLAlchemy's statement and row handling cost more than the lookup."""
+    if "%" in sql:
+        raise ValueError("select_rows: no % in the SQL (it is the other drivers' marker)")
+    if fast(conn):
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        try:
+            return list(raw.execute(sql, args).fetchall())
+        except Exception as exc:
+            reraise(conn, sql, args, exc)
+    if conn.dialect.paramstyle not in ("format", "pyformat"):
+        raise ValueError(f"select_rows: no {conn.dialect.paramstyle} markers")
+    return conn.exec_driver_sql(sql.replace("?", "%s"), args).all()
 
 
 def fast(conn: Connection) -> bool:
