@@ -153,15 +153,20 @@ RUN_LOG_COLUMNS = {
 }
 
 
-def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, ordered: the database's logical content, for equality checks."""
+def snapshot(store: Store, account_id: str | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, ordered: the database's logical content, for equality checks.
+    ``account_id``: only that account's rows of tables that have an account (a background job of
+    an earlier test, in another account, may still be finishing while this one compares)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with store.connect(write=False) as conn:
         for table in metadata.sorted_tables:
             if table.name == "run_events":
                 continue  # the run log records every call, reads and dry-runs included
             columns = [c for c in table.c if (table.name, c.name) not in RUN_LOG_COLUMNS]
-            rows = conn.execute(sa.select(*columns)).all()
+            query = sa.select(*columns)
+            if account_id is not None and "account_id" in table.c:
+                query = query.where(table.c.account_id == account_id)
+            rows = conn.execute(query).all()
             out[table.name] = sorted(tuple(repr(v) for v in r) for r in rows)
     return out
 

@@ -83,11 +83,11 @@ MUTATING = [op for op in REGISTRY if op.mutates and op.name in SCENARIOS]
 @pytest.mark.parametrize("op", MUTATING, ids=lambda op: op.name)
 def test_mutation_honours_dry_run_idempotency_and_audit(op, call, engine, account):
     args = SCENARIOS[op.name](_setup(call))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
 
     plan = ok(call(op.name, {**args, "dry_run": True}))
     assert plan["dry_run"] is True and {"result", "touched", "diff", "audit"} <= set(plan)
-    assert snapshot(engine.store) == before, "a dry-run wrote to the database"
+    assert snapshot(engine.store, account.account_id) == before, "a dry-run wrote to the database"
 
     actions = _actions(engine.store, account.account_id)
     key = f"prop-{uuid.uuid4().hex}"
