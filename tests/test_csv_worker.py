@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-import krabs.ops  # noqa: F401  (every operation registered before the bulk modules load)
 from bulk_helpers import as_caller
 from conftest import Caller, err, ok
 from krabs.accounts import NewAccount, create_account

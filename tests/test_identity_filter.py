@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-import krabs.ops  # noqa: F401  (every operation registered before the bulk modules load)
 from bulk_helpers import all_contacts, as_caller
 from conftest import ok
 from krabs.accounts import NewAccount, create_account

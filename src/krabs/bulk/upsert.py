@@ -28,9 +28,9 @@ from krabs.bulk.lookups import (
 )
 from krabs.bulk.records import Ident, Issue, Record
 from krabs.bulk.tagging import attach_by_name, tag_keys_of
+from krabs.contact_fields import FIELDS, display_name
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import norm_hash, tag_key
-from krabs.ops.contact import FIELDS, _display_name
 from krabs.store.tables import contacts, identities
 
 OnMatch = Literal["update", "skip", "create"]
@@ -304,8 +304,7 @@ class Upserter:
             v = t.values
             if t.row is None:
                 fresh.add(t.id)
-                first = t.new_idents[0].value if t.new_idents else None
-                name = _display_name(v, []) or (first[:400] if first else None)
+                name = display_name(v, t.new_idents[0].value if t.new_idents else None)
                 new_contacts.append(
                     (
                         t.id,

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from krabs.audit.erasure import erase_contact
+from krabs.contact_fields import FIELDS, display_name
 from krabs.contract.errors import KrabsError, not_found
 from krabs.contract.ids import new_id
 from krabs.contract.models import (
@@ -42,16 +43,6 @@ from krabs.store.db import contains_ci
 from krabs.store.tables import contacts, identities
 
 Stage = Literal["lead", "prospect", "customer", "churned"]
-FIELDS = (
-    "display_name",
-    "given_name",
-    "family_name",
-    "company",
-    "title",
-    "stage",
-    "owner",
-    "attributes",
-)
 
 
 class ContactFields(Args):
@@ -137,15 +128,6 @@ def load(uow: UnitOfWork, contact_id: str, *, merged: bool = False) -> dict[str,
     return contact_object(row, idents, tags_of(uow, [contact_id])[contact_id])
 
 
-def _display_name(values: dict[str, Any], idents: list[Normalized]) -> str | None:
-    """The name given, else one derived (cut to the column's 400 characters)."""
-    if values.get("display_name"):
-        return str(values["display_name"])
-    full = " ".join(p for p in (values.get("given_name"), values.get("family_name")) if p)
-    derived = full or values.get("company") or (idents[0].item.value if idents else None)
-    return derived[:400] if derived else None
-
-
 def _create(
     uow: UnitOfWork, fields: dict[str, Any], idents: list[Normalized], owners: Owners | None = None
 ) -> dict[str, Any]:
@@ -154,7 +136,7 @@ def _create(
         {
             "id": new_id("contact"),
             **{f: fields.get(f) for f in FIELDS},
-            "display_name": _display_name(fields, idents),
+            "display_name": display_name(fields, idents[0].item.value if idents else None),
             "attributes": fields.get("attributes") or {},
             "created_at": uow.now,
             "updated_at": uow.now,
