@@ -74,12 +74,21 @@ def test_the_thread_checkpoints_after_writes(store: Store) -> None:
     assert frames == done  # everything the writes logged is in the database file
 
 
-def test_a_large_log_is_truncated(
+def test_a_large_log_is_truncated_once_writes_pause(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The truncate blocks writers while it syncs the file: not while writes keep coming."""
     monkeypatch.setattr(checkpointer, "LARGE_FRAMES", 100)
+    monkeypatch.setattr(checkpointer, "IDLE_SECONDS", 0.4)
     write_rows(store, 3000)
     wal = tmp_path / "cp.db-wal"
+    # A write every 0.1 s for 1.5 s: the log is checkpointed but never truncated meanwhile.
+    for n in range(15):
+        write_rows(store, 5, start=10_000 + 5 * n)
+        assert wal.stat().st_size > 0
+        time.sleep(0.1)
+    assert store.checkpointer is not None and store.checkpointer.runs > 1
+    # Then no writes: the log is truncated.
     assert wait_for(lambda: not wal.exists() or wal.stat().st_size == 0)
 
 

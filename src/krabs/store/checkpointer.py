@@ -7,8 +7,10 @@ answer (8 of its 9 seconds). Here ``wal_autocheckpoint`` is off on every connect
 per store checkpoints instead: woken when a writer lets go of the database, it runs a ``PASSIVE``
 checkpoint (which never blocks a writer or a reader) at most every ``INTERVAL`` seconds, in SQLite's
 C code, so on another core. A log grown past ``LARGE_FRAMES`` frames is then truncated with a
-``TRUNCATE`` checkpoint, which waits (with the busy timeout) for the writers and readers of the
-moment, so that the file does not stay at its largest size."""
+``TRUNCATE`` checkpoint, so that the file does not stay at its largest size; that one blocks writers
+while it syncs the database file (up to half a second on this machine's disk, the p99 of a write
+load), so it waits for ``IDLE_SECONDS`` without a write. Under steady writes the log does not grow
+meanwhile: once a checkpoint has copied all of it, SQLite writes the log again from its start."""
 
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ log = logging.getLogger("krabs.store")
 
 #: Seconds between checkpoints at most (a checkpoint waits for the disk).
 INTERVAL = 0.5
-#: Frames (pages) of log after which a checkpoint also truncates the file: 64 MiB of 4 KiB pages.
+#: Frames (pages) of log after which the file is truncated once writes pause: 64 MiB of 4 KiB pages.
 LARGE_FRAMES = 16_384
+#: Seconds without a write before a large log is truncated.
+IDLE_SECONDS = 2.0
 
 
 class WalCheckpointer:
@@ -38,6 +42,8 @@ class WalCheckpointer:
         self._running = threading.Lock()
         #: Checkpoints run so far (for the tests).
         self.runs = 0
+        #: The most frames the log held since it was last truncated.
+        self._peak = 0
 
     def written(self) -> None:
         """A writer let go of the database: the log may have grown. Cheap: called on every write."""
@@ -59,14 +65,22 @@ class WalCheckpointer:
                 return
             self._wake.clear()
             try:
-                self.checkpoint()
+                _busy, frames, done = self.checkpoint()
+                # The file keeps its largest size after SQLite starts the log over, with fewer
+                # frames in use: the largest log seen since the last truncate is what counts.
+                self._peak = max(self._peak, frames)
+                large = self._peak >= LARGE_FRAMES and frames == done
+                # ``written`` and ``stop`` both set the event: the wait ends early for either.
+                quiet = large and not self._wake.wait(IDLE_SECONDS)
+                if quiet and self.checkpoint(truncate=True)[0] == 0:  # no write came: none waits
+                    self._peak = 0
             except Exception:  # the next write wakes us again; SQLite's log stays valid meanwhile
                 log.exception("WAL checkpoint failed")
             self._stop.wait(INTERVAL)
 
     def checkpoint(self, *, truncate: bool = False) -> tuple[int, int, int]:
-        """One ``PASSIVE`` checkpoint, then a ``TRUNCATE`` one when the log is large or
-        ``truncate`` is asked (after a GDPR erasure: the log must not keep erased pages). SQLite's
+        """One ``PASSIVE`` checkpoint, then a ``TRUNCATE`` one if asked (after a GDPR erasure the
+        log must not keep erased pages; the thread asks when a large log sees no writes). SQLite's
         answer: (busy, frames in the log, frames checkpointed)."""
         with self._running:
             return self._checkpoint(truncate)
@@ -76,7 +90,7 @@ class WalCheckpointer:
         try:
             cur = conn.cursor()
             busy, frames, done = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if truncate or (frames >= LARGE_FRAMES and frames == done):
+            if truncate:
                 busy, frames, done = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             self.runs += 1
             return int(busy), int(frames), int(done)
