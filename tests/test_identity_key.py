@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from conftest import err, make_store, ok
 from conftest import test_settings as settings_with
@@ -21,7 +20,7 @@ from krabs.engine import CallRequest, Engine, Outcome
 from krabs.normalize import norm_hash
 from krabs.ops import identity as identity_ops
 from krabs.store.db import Store
-from krabs.store.migrate import alembic_config, migrate
+from krabs.store.migrate import downgrade, migrate
 from krabs.store.tables import identities
 
 
@@ -36,16 +35,6 @@ def fresh(backend: str, tmp_path: Path) -> Iterator[Store]:
     migrate(s)
     yield s
     cleanup()
-
-
-def downgrade(store: Store, revision: str) -> None:
-    cfg = alembic_config()
-    with store.engine.connect() as conn:
-        if store.is_sqlite:
-            conn.info["krabs_write"] = True
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-        conn.commit()
 
 
 def caller(engine: Engine, secret: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -19,10 +20,19 @@ def alembic_config() -> Config:
 
 
 def migrate(store: Store, revision: str = "head") -> None:
+    _run(store, command.upgrade, revision)
+
+
+def downgrade(store: Store, revision: str) -> None:
+    """Back to ``revision`` (the tests check that each migration goes both ways)."""
+    _run(store, command.downgrade, revision)
+
+
+def _run(store: Store, step: Callable[[Config, str], None], revision: str) -> None:
     cfg = alembic_config()
     with store.engine.connect() as conn:
         if store.is_sqlite:
             conn.info["krabs_write"] = True
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        step(cfg, revision)
         conn.commit()
