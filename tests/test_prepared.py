@@ -236,3 +236,8 @@ def test_select_rows_runs_one_sql_text_on_both_backends(store: Store) -> None:
         with pytest.raises(ValueError, match="%"):
             select_rows(conn, "SELECT id FROM accounts WHERE name LIKE '%a'", ())
         conn.rollback()
+    with store.connect(write=False) as conn:  # outside a transaction SQLAlchemy began
+        assert (
+            select_rows(conn, "SELECT count(*) FROM accounts WHERE id = ?", ("acct_none",))[0][0]
+            == 0
+        )

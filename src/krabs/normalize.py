@@ -371,8 +371,8 @@ def norm_hash(account_id: str, kind: str, normalized: str) -> str:
 
 
 def rekeyed_identity(row: dict[str, Any]) -> dict[str, Any]:
-    """An identity row (or audit image) with the ``norm_hash`` this version computes: images and
-    archives written before migration 0007 carry the older key, which the index no longer knows."""
+    """An identity row (or audit image) with the ``norm_hash`` this version computes: audit images
+    recorded before migration 0007 carry the older key, which the index no longer knows."""
     if row.get("normalized") is None or row.get("account_id") is None:
         return row
     return {**row, "norm_hash": norm_hash(row["account_id"], row["kind"], row["normalized"])}

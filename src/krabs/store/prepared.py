@@ -199,8 +199,11 @@ def select_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[A
             return list(raw.execute(sql, args).fetchall())
         except Exception as exc:
             reraise(conn, sql, args, exc)
-    if conn.dialect.paramstyle not in ("format", "pyformat"):
-        raise ValueError(f"select_rows: no {conn.dialect.paramstyle} markers")
+    style = conn.dialect.paramstyle
+    if style == "qmark":  # SQLite outside a transaction
+        return conn.exec_driver_sql(sql, args).all()
+    if style not in ("format", "pyformat"):
+        raise ValueError(f"select_rows: no {style} markers")
     return conn.exec_driver_sql(sql.replace("?", "%s"), args).all()
 
 
