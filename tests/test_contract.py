@@ -97,11 +97,11 @@ def test_mutation_honours_dry_run_idempotency_and_audit(op, call, engine, accoun
     assert _actions(engine.store, account.account_id) == actions + 1, "no action landed"
     assert plan["audit"]["op"] == op.name
 
-    after = snapshot(engine.store)
+    after = snapshot(engine.store, account.account_id)
     second = call(op.name, args, idem=key)
     assert second.replayed and second.action_id == first.action_id
     assert ok(second) == op.redacted(result), "a replay must return the stored response"
-    assert snapshot(engine.store) == after, "a key replay wrote a second time"
+    assert snapshot(engine.store, account.account_id) == after, "a key replay wrote a second time"
 
     if op.destructive:
         assert result.get("undo_token", "").startswith("undo_")
@@ -112,10 +112,10 @@ def test_mutation_honours_dry_run_idempotency_and_audit(op, call, engine, accoun
 @pytest.mark.parametrize(
     "op", [op for op in REGISTRY if not op.mutates and op.name in SCENARIOS], ids=lambda o: o.name
 )
-def test_read_through_its_scenario(op, call, engine):
+def test_read_through_its_scenario(op, call, engine, account):
     args = SCENARIOS[op.name](_setup(call))
     ok(call("action.list", {"limit": 1}))  # the key's last use and the day's run are bookkeeping
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     result = ok(call(op.name, args))
     op.output.model_validate(result)
-    assert snapshot(engine.store) == before, "a read wrote to the database"
+    assert snapshot(engine.store, account.account_id) == before, "a read wrote to the database"

@@ -172,10 +172,10 @@ def test_dry_run_changes_nothing_and_matches_the_real_call(call, engine, account
         ("contact.delete", {"id": target["id"]}),
     ]
     for op, args in scenarios:
-        before = snapshot(engine.store)
+        before = snapshot(engine.store, account.account_id)
         plan = call(op, {**args, "dry_run": True})
         result = ok(plan)
-        assert snapshot(engine.store) == before, f"{op} dry-run wrote to the database"
+        assert snapshot(engine.store, account.account_id) == before, f"{op} dry-run wrote"
         assert result["dry_run"] is True and plan.action_id is None
         assert result["audit"]["op"] == op and len(result["audit"]["hash"]) == 64
         assert result["touched"] and result["diff"]
@@ -201,8 +201,8 @@ def test_dry_run_changes_nothing_and_matches_the_real_call(call, engine, account
         assert result["audit"]["prev_hash"] == row.prev_hash
 
 
-def test_dry_run_of_a_failing_call_reports_the_error(call, engine):
-    before = snapshot(engine.store)
+def test_dry_run_of_a_failing_call_reports_the_error(call, engine, account):
+    before = snapshot(engine.store, account.account_id)
     err(
         call(
             "contact.update",
@@ -210,7 +210,7 @@ def test_dry_run_of_a_failing_call_reports_the_error(call, engine):
         ),
         "not_found",
     )
-    assert snapshot(engine.store) == before, (
+    assert snapshot(engine.store, account.account_id) == before, (
         "not even the day's default run is created by a dry-run"
     )
     e = err(call("contact.create", {"display_name": "x", "dry_run": "yes"}), "invalid_argument")
