@@ -6,6 +6,7 @@ key); key rotation keeps the log verifiable."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import zipfile
 from collections.abc import Callable
@@ -428,3 +429,23 @@ def test_database_ranges_on_worker_processes(call, engine, account, monkeypatch)
     with engine.store.connect(write=False) as conn, pytest.raises(Tampered) as caught:
         verify_log(from_database(conn, account.account_id), workers=2)
     assert caught.value.seq == 4 and "payload missing" in caught.value.reason
+
+
+def test_worker_processes_are_spawned_not_forked(monkeypatch):
+    """A fork of this threaded process could inherit a lock another thread held (a worker once
+    hung in SQLite's connect): the pool's processes start fresh."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from krabs.audit import verify_pool
+
+    contexts: list[str] = []
+
+    class Recording(ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            contexts.append(kwargs["mp_context"].get_start_method())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(verify_pool, "ProcessPoolExecutor", Recording)
+    tasks = [functools.partial(abs, -n) for n in range(5)]
+    assert list(verify_pool.in_order(tasks, workers=2)) == [0, 1, 2, 3, 4]
+    assert contexts == ["spawn"]

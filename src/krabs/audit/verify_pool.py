@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,7 +23,11 @@ def in_order(tasks: Iterable[Callable[[], T]], workers: int) -> Iterator[T]:
         for task in tasks:
             yield task()
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: this process has threads (the WAL checkpointer, the group writer) and a
+    # fork taken while one of them held a lock inside SQLite's or the driver's C code left a
+    # worker waiting on it forever (seen once in a full test run).
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         pending: deque[Future[T]] = deque()
         for task in tasks:
             pending.append(pool.submit(task))
