@@ -13,7 +13,7 @@ from krabs.bulk.identity_filter import IdentityFilter
 from krabs.bulk.tagging import chunks
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import norm_hash
-from krabs.store.prepared import select_rows
+from krabs.store.prepared import marks, select_rows
 from krabs.store.tables import contacts, identities
 
 #: An import this large (rows) probes the identity index only for hashes a filter may have seen,
@@ -59,13 +59,9 @@ def _probe(uow: UnitOfWork, kind: str, part: list[str]) -> Sequence[Any]:
     return select_rows(
         uow.conn,
         "SELECT contact_id, normalized FROM identities WHERE "
-        f"norm_hash IN ({_marks(part)}) AND deleted_at IS NULL AND account_id = ? AND kind = ?",
+        f"norm_hash IN ({marks(part)}) AND deleted_at IS NULL AND account_id = ? AND kind = ?",
         (*part, uow.account_id, kind),
     )
-
-
-def _marks(part: list[str]) -> str:
-    return ",".join("?" * len(part))
 
 
 def identity_filter(uow: UnitOfWork, rows_hint: int | None) -> IdentityFilter | None:
@@ -96,7 +92,7 @@ def fetch_contacts(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]
         found = select_rows(
             uow.conn,
             f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM contacts "
-            f"WHERE account_id = ? AND id IN ({_marks(part)})",
+            f"WHERE account_id = ? AND id IN ({marks(part)})",
             (uow.account_id, *part),
         )
         for r in found:
@@ -112,7 +108,7 @@ def primary_kinds(uow: UnitOfWork, contact_ids: list[str]) -> dict[str, set[str]
     for part in chunks(contact_ids):
         for r in select_rows(
             uow.conn,
-            f"SELECT contact_id, kind FROM identities WHERE contact_id IN ({_marks(part)}) "
+            f"SELECT contact_id, kind FROM identities WHERE contact_id IN ({marks(part)}) "
             "AND is_primary = ? AND deleted_at IS NULL",
             (*part, True),
         ):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from krabs.engine.uow import UnitOfWork
 from krabs.normalize import tag_key
-from krabs.store.prepared import select_rows
+from krabs.store.prepared import marks, select_rows
 from krabs.store.tables import tag_links, tags
 
 #: Values per IN (...) list: well under every driver's bound-parameter limit.
@@ -34,7 +34,7 @@ def tag_keys_of(uow: UnitOfWork, target_ids: list[str]) -> dict[str, set[str]]:
             uow.conn,
             "SELECT tag_links.target_id, tags.name_key FROM tag_links "
             "JOIN tags ON tags.id = tag_links.tag_id WHERE tag_links.account_id = ? "
-            f"AND tag_links.target_id IN ({','.join('?' * len(part))}) "
+            f"AND tag_links.target_id IN ({marks(part)}) "
             "AND tags.deleted_at IS NULL",
             (uow.account_id, *part),
         )

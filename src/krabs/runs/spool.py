@@ -5,7 +5,7 @@ write of its own. On SQLite there is one writer, and a long transaction (a milli
 hold it for minutes: every ``job.get`` polling that import, every ``contact.list``, would stall
 behind it. Such an event is handed to the spool instead and the call answers at once.
 
-Whoever takes the writer next writes the spooled events first (``Store.before_write``): the spool's
+Whoever takes the writer next writes the spooled events first (``Store.add_before_write``): the spool's
 own thread, woken by the first event, or any write that gets there before it. So no write is ever
 ordered before an event spooled earlier: seqs follow the calls, and a GDPR erasure cannot run
 before an event naming the erased contact is written (it then scrubs it like any other). The queue

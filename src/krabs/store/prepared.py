@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from operator import itemgetter
 from typing import Any, NoReturn
 
@@ -92,9 +92,10 @@ class _Compiled:
             if not {type(r[at]) for r in rows} <= _BOOL:
                 procs = self.converted  # the processor raises SQLAlchemy's own error
                 break
-        if pos == list(range(len(names))) and not procs:
+        in_order = pos == list(range(len(names)))
+        if in_order and not procs:
             return rows
-        if pos == list(range(len(names))) and len(procs) == 1:
+        if in_order and len(procs) == 1:
             # The common bulk case (one JSON column, values already in order): tuple slices.
             i, proc = procs[0]
             return [(*r[:i], proc(r[i]), *r[i + 1 :]) for r in rows]
@@ -183,6 +184,11 @@ class Prepared:
             raw.executemany(c.sql, args)
         except Exception as exc:
             reraise(conn, c.sql, args, exc)
+
+
+def marks(values: Sized) -> str:
+    """``?, ?, …``: one marker per value, for an ``IN (…)`` list of ``select_rows`` SQL."""
+    return ",".join("?" * len(values))
 
 
 def select_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:

@@ -51,25 +51,21 @@ def _rekey(key: Callable[[str, str, str], str]) -> None:
 
 
 def upgrade() -> None:
-    op.drop_index("uq_identities_live", table_name="identities")
-    _rekey(folded_key)
-    op.create_index(
-        "uq_identities_live",
-        "identities",
-        ["norm_hash"],
-        unique=True,
-        sqlite_where=LIVE,
-        postgresql_where=LIVE,
-    )
+    _rekey_index(folded_key, ["norm_hash"])
 
 
 def downgrade() -> None:
+    _rekey_index(value_key, ["account_id", "kind", "norm_hash"])
+
+
+def _rekey_index(key: Callable[[str, str, str], str], columns: list[str]) -> None:
+    """The unique index dropped, every key recomputed with ``key``, the index made on ``columns``."""
     op.drop_index("uq_identities_live", table_name="identities")
-    _rekey(value_key)
+    _rekey(key)
     op.create_index(
         "uq_identities_live",
         "identities",
-        ["account_id", "kind", "norm_hash"],
+        columns,
         unique=True,
         sqlite_where=LIVE,
         postgresql_where=LIVE,
