@@ -153,10 +153,12 @@ RUN_LOG_COLUMNS = {
 }
 
 
-def snapshot(store: Store, account_id: str | None = None) -> dict[str, list[tuple[Any, ...]]]:
+def snapshot(store: Store, account_id: str | None) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, ordered: the database's logical content, for equality checks.
-    ``account_id``: only that account's rows of tables that have an account (a background job of
-    an earlier test, in another account, may still be finishing while this one compares)."""
+    Tables with an ``account_id`` give only that account's rows: background work of earlier tests
+    (the run sweeper, the job worker, spooled run events) may change other accounts' rows at any
+    moment. Required, so no comparison spans the whole database by accident; ``None`` means every
+    account's rows, for a test that must see all of them."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with store.connect(write=False) as conn:
         for table in metadata.sorted_tables:

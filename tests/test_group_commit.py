@@ -138,10 +138,10 @@ def test_a_failing_call_rolls_back_only_itself(sqlite_engine, acct):
 
 def test_dry_run_in_a_batch_changes_nothing(sqlite_engine, acct):
     ok(sqlite_engine.call(create(acct)))  # the day's run exists, as in any later batch
-    before = snapshot(sqlite_engine.store)
+    before = snapshot(sqlite_engine.store, acct.account_id)
     outcomes = in_one_batch(sqlite_engine, [create(acct, dry_run=True) for _ in range(5)])
     assert all(ok(o)["dry_run"] for o in outcomes)
-    assert snapshot(sqlite_engine.store) == before
+    assert snapshot(sqlite_engine.store, acct.account_id) == before
 
 
 def test_same_key_twice_in_a_batch_replays_the_first(sqlite_engine, acct):

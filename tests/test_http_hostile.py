@@ -3,7 +3,8 @@ fields, bad credentials, oversized payloads, odd routes, unicode and SQL-looking
 
 Every response a client of this module receives passes through ``audit_response``: never a 500,
 never a traceback, and every error is the JSON envelope with the status its code is registered at.
-Every rejected write is checked against a snapshot of the whole database: nothing partial lands.
+Every rejected write is checked against a snapshot of the database (its account's rows, and every
+table without an account): nothing partial lands.
 """
 
 from __future__ import annotations
@@ -93,15 +94,17 @@ def data(response: httpx.Response) -> Json:
 
 def rejects_without_write(
     store: Store,
+    account_id: str,
     send: Callable[[], httpx.Response],
     status: int,
     code: str,
     param: str | None = None,
 ) -> Json:
-    """Send a hostile write; assert its error (and ``param`` when given) and an unchanged database."""
-    before = snapshot(store)
+    """Send a hostile write as ``account_id`` (or with one of its keys); assert its error (and
+    ``param`` when given) and that account's rows of the database unchanged."""
+    before = snapshot(store, account_id)
     response = send()
-    after = snapshot(store)
+    after = snapshot(store, account_id)
     error = error_of(response, status, code)
     if param is not None:
         assert error["param"] == param, error
@@ -186,9 +189,11 @@ INVALID_JSON: dict[str, bytes] = {
 
 @pytest.mark.parametrize("raw", INVALID_JSON.values(), ids=INVALID_JSON.keys())
 def test_invalid_json_is_400_and_writes_nothing(
-    api: httpx.Client, store: Store, target: str, raw: bytes
+    api: httpx.Client, store: Store, account: NewAccount, target: str, raw: bytes
 ) -> None:
-    rejects_without_write(store, lambda: post_raw(api, "contact.create", raw), 400, "invalid_json")
+    rejects_without_write(
+        store, account.account_id, lambda: post_raw(api, "contact.create", raw), 400, "invalid_json"
+    )
 
 
 NOT_AN_OBJECT: dict[str, bytes] = {
@@ -203,10 +208,14 @@ NOT_AN_OBJECT: dict[str, bytes] = {
 
 @pytest.mark.parametrize("raw", NOT_AN_OBJECT.values(), ids=NOT_AN_OBJECT.keys())
 def test_non_object_body_is_invalid_argument(
-    api: httpx.Client, store: Store, target: str, raw: bytes
+    api: httpx.Client, store: Store, account: NewAccount, target: str, raw: bytes
 ) -> None:
     rejects_without_write(
-        store, lambda: post_raw(api, "contact.create", raw), 400, "invalid_argument"
+        store,
+        account.account_id,
+        lambda: post_raw(api, "contact.create", raw),
+        400,
+        "invalid_argument",
     )
 
 
@@ -298,10 +307,20 @@ BAD_ARGS: list[tuple[str, Json, str | None]] = [
     ("op", "args", "param"), BAD_ARGS, ids=[case_id(o, a) for o, a, _ in BAD_ARGS]
 )
 def test_wrong_types_and_ranges_name_the_param(
-    api: httpx.Client, store: Store, target: str, op: str, args: Json, param: str | None
+    api: httpx.Client,
+    store: Store,
+    account: NewAccount,
+    target: str,
+    op: str,
+    args: Json,
+    param: str | None,
 ) -> None:
     error = rejects_without_write(
-        store, lambda: api.post(f"/v1/{op}", json=fill(args, target)), 400, "invalid_argument"
+        store,
+        account.account_id,
+        lambda: api.post(f"/v1/{op}", json=fill(args, target)),
+        400,
+        "invalid_argument",
     )
     assert error["param"] == param, error
     assert error["op"] == op
@@ -327,10 +346,18 @@ UNKNOWN_FIELDS: list[tuple[str, Json, str, str]] = [
     ("op", "args", "param", "accepted"), UNKNOWN_FIELDS, ids=[u[2] for u in UNKNOWN_FIELDS]
 )
 def test_unknown_fields_are_named_and_accepted_ones_listed(
-    api: httpx.Client, store: Store, target: str, op: str, args: Json, param: str, accepted: str
+    api: httpx.Client,
+    store: Store,
+    account: NewAccount,
+    target: str,
+    op: str,
+    args: Json,
+    param: str,
+    accepted: str,
 ) -> None:
     error = rejects_without_write(
         store,
+        account.account_id,
         lambda: api.post(f"/v1/{op}", json=fill(args, target)),
         400,
         "invalid_argument",
@@ -383,9 +410,9 @@ def test_bad_credentials_are_401_everywhere(
         response = anon.request(method, path, json=body, headers=headers)
         assert error_of(response, 401, "unauthenticated")["param"] == "Authorization"
 
-    before = snapshot(store)
+    before = snapshot(store, account.account_id)
     all_hold({f"{m} {p}": lambda m=m, p=p: check(m, p) for m, p in GUARDED})
-    assert snapshot(store) == before
+    assert snapshot(store, account.account_id) == before
 
 
 def test_scheme_is_case_insensitive(anon: httpx.Client, account: NewAccount) -> None:
@@ -413,7 +440,7 @@ def test_documents_need_a_key_and_serve_with_one(
 
 
 def test_revoked_key_is_401_at_once(
-    api: httpx.Client, anon: httpx.Client, store: Store, target: str
+    api: httpx.Client, anon: httpx.Client, store: Store, account: NewAccount, target: str
 ) -> None:
     key = new_key(api, ["read", "write"])
     auth = {"Authorization": f"Bearer {key['secret']}"}
@@ -422,6 +449,7 @@ def test_revoked_key_is_401_at_once(
     for op in ("contact.list", "contact.create"):
         error = rejects_without_write(
             store,
+            account.account_id,
             lambda op=op: anon.post(f"/v1/{op}", json={"display_name": "x"}, headers=auth),
             401,
             "unauthenticated",
@@ -430,7 +458,7 @@ def test_revoked_key_is_401_at_once(
 
 
 def test_expired_key_is_401(
-    api: httpx.Client, anon: httpx.Client, store: Store, target: str
+    api: httpx.Client, anon: httpx.Client, store: Store, account: NewAccount, target: str
 ) -> None:
     past = api.post(
         "/v1/api_key.create", json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"}
@@ -449,6 +477,7 @@ def test_expired_key_is_401(
     auth = {"Authorization": f"Bearer {key['secret']}"}
     error = rejects_without_write(
         store,
+        account.account_id,
         lambda: anon.post("/v1/contact.create", json={"display_name": "x"}, headers=auth),
         401,
         "unauthenticated",
@@ -472,6 +501,7 @@ def test_missing_scope_is_403(
     api: httpx.Client,
     anon: httpx.Client,
     store: Store,
+    account: NewAccount,
     target: str,
     scopes: list[str],
     op: str,
@@ -481,6 +511,7 @@ def test_missing_scope_is_403(
     data(anon.post("/v1/contact.list", json={}, headers=auth))  # the key works for reads
     rejects_without_write(
         store,
+        account.account_id,
         lambda: anon.post(f"/v1/{op}", json=fill(args, target), headers=auth),
         403,
         "forbidden",
@@ -498,15 +529,21 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
 
 
 def test_oversized_body_with_content_length_is_413(
-    api: httpx.Client, store: Store, target: str
+    api: httpx.Client, store: Store, account: NewAccount, target: str
 ) -> None:
     body = json.dumps({"display_name": "x", "attributes": {"s": "a" * (2 * MIB)}}).encode()
     rejects_without_write(
-        store, lambda: post_raw(api, "contact.create", body), 413, "payload_too_large"
+        store,
+        account.account_id,
+        lambda: post_raw(api, "contact.create", body),
+        413,
+        "payload_too_large",
     )
 
 
-def test_oversized_chunked_body_is_413(api: httpx.Client, store: Store, target: str) -> None:
+def test_oversized_chunked_body_is_413(
+    api: httpx.Client, store: Store, account: NewAccount, target: str
+) -> None:
     def send() -> httpx.Response:
         response = api.post(
             "/v1/contact.create",
@@ -516,17 +553,18 @@ def test_oversized_chunked_body_is_413(api: httpx.Client, store: Store, target: 
         assert "content-length" not in response.request.headers
         return response
 
-    rejects_without_write(store, send, 413, "payload_too_large")
+    rejects_without_write(store, account.account_id, send, 413, "payload_too_large")
 
 
 @pytest.mark.parametrize(
     "ctype", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
 )
 def test_wrong_content_type_is_415(
-    api: httpx.Client, store: Store, target: str, ctype: str
+    api: httpx.Client, store: Store, account: NewAccount, target: str, ctype: str
 ) -> None:
     rejects_without_write(
         store,
+        account.account_id,
         lambda: api.post(
             "/v1/contact.create", content=b'{"display_name": "x"}', headers={"Content-Type": ctype}
         ),
@@ -539,9 +577,16 @@ def test_wrong_content_type_is_415(
 
 
 @pytest.mark.parametrize("op", ["contact.explode", "contact", "CONTACT.CREATE", "contact.create "])
-def test_unknown_operation_is_404(api: httpx.Client, store: Store, op: str) -> None:
+def test_unknown_operation_is_404(
+    api: httpx.Client, store: Store, account: NewAccount, op: str
+) -> None:
     error = rejects_without_write(
-        store, lambda: api.post(f"/v1/{op}", json={}), 404, "unknown_operation", "op"
+        store,
+        account.account_id,
+        lambda: api.post(f"/v1/{op}", json={}),
+        404,
+        "unknown_operation",
+        "op",
     )
     assert error["op"] == op
 
@@ -642,11 +687,16 @@ CONTROL_PLACES: list[tuple[str, Callable[[str], Json], str]] = [
 
 @pytest.mark.parametrize("char", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
 def test_control_characters_are_rejected_anywhere(
-    api: httpx.Client, store: Store, target: str, char: str
+    api: httpx.Client, store: Store, account: NewAccount, target: str, char: str
 ) -> None:
     def check(op: str, args: Json, param: str) -> None:
         rejects_without_write(
-            store, lambda: api.post(f"/v1/{op}", json=args), 400, "invalid_argument", param
+            store,
+            account.account_id,
+            lambda: api.post(f"/v1/{op}", json=args),
+            400,
+            "invalid_argument",
+            param,
         )
 
     all_hold(
@@ -679,10 +729,18 @@ SURROGATES: list[tuple[str, bytes, str | None]] = [
     ("op", "raw", "param"), SURROGATES, ids=[f"{o}:{p}" for o, _, p in SURROGATES]
 )
 def test_lone_surrogates_are_rejected(
-    api: httpx.Client, store: Store, target: str, op: str, raw: bytes, param: str | None
+    api: httpx.Client,
+    store: Store,
+    account: NewAccount,
+    target: str,
+    op: str,
+    raw: bytes,
+    param: str | None,
 ) -> None:
     body = raw.replace(b"<cid>", target.encode())
-    rejects_without_write(store, lambda: post_raw(api, op, body), 400, "invalid_argument", param)
+    rejects_without_write(
+        store, account.account_id, lambda: post_raw(api, op, body), 400, "invalid_argument", param
+    )
 
 
 def _random_cjk(n: int, seed: int = 7) -> str:
@@ -758,10 +816,20 @@ TOO_LONG: list[tuple[str, str, Json, str | None]] = [
     ("op", "args", "param"), [c[1:] for c in TOO_LONG], ids=[c[0] for c in TOO_LONG]
 )
 def test_too_long_or_too_deep_is_400_naming_the_param(
-    api: httpx.Client, store: Store, target: str, op: str, args: Json, param: str | None
+    api: httpx.Client,
+    store: Store,
+    account: NewAccount,
+    target: str,
+    op: str,
+    args: Json,
+    param: str | None,
 ) -> None:
     error = rejects_without_write(
-        store, lambda: api.post(f"/v1/{op}", json=fill(args, target)), 400, "invalid_argument"
+        store,
+        account.account_id,
+        lambda: api.post(f"/v1/{op}", json=fill(args, target)),
+        400,
+        "invalid_argument",
     )
     if param is not None:
         assert error["param"] == param, error
@@ -830,15 +898,15 @@ STORAGE_LIMITS: list[tuple[str, Json, str | None]] = [
     ("args", "param"), [c[1:] for c in STORAGE_LIMITS], ids=[c[0] for c in STORAGE_LIMITS]
 )
 def test_values_the_model_accepts_fit_the_database(
-    api: httpx.Client, store: Store, target: str, args: Json, param: str | None
+    api: httpx.Client, store: Store, account: NewAccount, target: str, args: Json, param: str | None
 ) -> None:
     """Each input passes the argument model, but its stored form outgrows a column or an index on
     some backend. A 400 naming the param or a stored contact are both fine; a 500 is not."""
-    before = snapshot(store)
+    before = snapshot(store, account.account_id)
     response = api.post("/v1/contact.create", json=args)  # audit_response fails any 500
     if response.status_code == 400:
         assert param is None or response.json()["error"]["param"] == param, response.json()
-        assert snapshot(store) == before
+        assert snapshot(store, account.account_id) == before
         return
     created = data(response)
     for field in ("given_name", "family_name"):
@@ -859,10 +927,15 @@ NUMBERS: list[tuple[str, bytes, str]] = [
 
 @pytest.mark.parametrize(("raw", "param"), [n[1:] for n in NUMBERS], ids=[n[0] for n in NUMBERS])
 def test_unsafe_numbers_are_rejected(
-    api: httpx.Client, store: Store, target: str, raw: bytes, param: str
+    api: httpx.Client, store: Store, account: NewAccount, target: str, raw: bytes, param: str
 ) -> None:
     rejects_without_write(
-        store, lambda: post_raw(api, "contact.create", raw), 400, "invalid_argument", param
+        store,
+        account.account_id,
+        lambda: post_raw(api, "contact.create", raw),
+        400,
+        "invalid_argument",
+        param,
     )
 
 

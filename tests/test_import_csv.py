@@ -314,7 +314,9 @@ def test_formula_cells_are_stored_as_text(call: Caller) -> None:
 # -- dry-run and undo ------------------------------------------------------------------------------
 
 
-def test_dry_run_reports_the_same_counts_and_writes_nothing(call: Caller, engine: Engine) -> None:
+def test_dry_run_reports_the_same_counts_and_writes_nothing(
+    call: Caller, engine: Engine, account: NewAccount
+) -> None:
     ok(
         call(
             "contact.create",
@@ -322,9 +324,9 @@ def test_dry_run_reports_the_same_counts_and_writes_nothing(call: Caller, engine
         )
     )
     csv = "name,email,title\nA,a@x.dev,CTO\nB,b@x.dev,\nB2,B@x.dev,\nC,bad,\n"
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     plan = ok(call("contact.import_csv", {"csv": csv, "dry_run": True}))
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
     real = imp(call, csv)
     counts = ("rows", "created", "updated", "merged", "unchanged", "skipped", "failed", "report")
     assert {k: plan["result"][k] for k in counts} == {k: real[k] for k in counts}
@@ -404,15 +406,15 @@ def _garbage(n: int, seed: int, controls: bool) -> str:
     ],
 )
 def test_hostile_input_fails_typed_and_writes_nothing(
-    call: Caller, engine: Engine, args: dict[str, Any], param: str | None
+    call: Caller, engine: Engine, account: NewAccount, args: dict[str, Any], param: str | None
 ) -> None:
     ok(call("action.list", {"limit": 1}))  # the day's run and the key's last use are bookkeeping
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     e = err(call("contact.import_csv", args), "invalid_argument")
     if param is not None:
         assert e["param"] == param
     assert e["message"]
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_reader_refuses_an_empty_source() -> None:

@@ -34,9 +34,10 @@ UNKNOWN = "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"
 BOOKKEEPING = ("audit_", "idempotency_keys", "runs", "api_keys")
 
 
-def data(store: Store) -> dict[str, Any]:
-    """The database without the tables every call writes to (audit, idempotency, runs, keys)."""
-    return {k: v for k, v in snapshot(store).items() if not k.startswith(BOOKKEEPING)}
+def data(store: Store, account_id: str) -> dict[str, Any]:
+    """The account's database without the tables every call writes to (audit, idempotency, runs,
+    keys)."""
+    return {k: v for k, v in snapshot(store, account_id).items() if not k.startswith(BOOKKEEPING)}
 
 
 def email() -> str:
@@ -163,10 +164,10 @@ def test_merge_undo_restores_everything_and_the_merged_contact_comes_back(
     for who in (s, m):
         write(engine.store, interaction_participants, account.account_id, "participant", interaction_id=ix, contact_id=who["id"], role="from")  # fmt: skip
     ok(call("tag.attach", {"tag": "VIP", "create": True, "targets": [{"target_id": s["id"]}, {"target_id": m["id"]}]}))  # fmt: skip
-    before = data(engine.store)
+    before = data(engine.store, account.account_id)
     out = ok(call("contact.merge", {"survivor_id": s["id"], "merged_ids": [m["id"]]}))
     ok(call("action.undo", {"undo_token": out["undo_token"]}))
-    assert data(engine.store) == before
+    assert data(engine.store, account.account_id) == before
     got = ok(call("contact.get", {"id": m["id"]}))
     assert got["merged_into"] is None and got["identities"] == m["identities"]
 
@@ -228,15 +229,15 @@ def test_prefer_picks_a_contacts_value_even_an_empty_one(call: Caller) -> None:
 
 
 def test_attributes_already_covering_the_merged_keys_are_left_as_stored(
-    call: Caller, engine: Engine
+    call: Caller, engine: Engine, account: NewAccount
 ) -> None:
     s = contact(call, attributes={"a": 0, "b": 0})
     m = contact(call, attributes={"b": 1})
-    before = data(engine.store)
+    before = data(engine.store, account.account_id)
     out = ok(call("contact.merge", {"survivor_id": s["id"], "merged_ids": [m["id"]]}))
     assert list(out["attributes"].items()) == [("a", 0), ("b", 0)]
     ok(call("action.undo", {"undo_token": out["undo_token"]}))
-    assert data(engine.store) == before
+    assert data(engine.store, account.account_id) == before
 
 
 # -- hostile input -----------------------------------------------------------------------------------
@@ -390,7 +391,7 @@ def test_merge_then_undo_restores_the_database_exactly(
 
     survivor, merged = ids[g["survivor"]], [ids[i] for i in g["merged"]]
     prefer = {f: ids[i] for f, i in g["prefer"].items()}
-    before = data(store)
+    before = data(store, acct)
     out = ok(call("contact.merge", {"survivor_id": survivor, "merged_ids": merged, "prefer": prefer}))  # fmt: skip
     assert out["id"] == survivor and out["merged_ids"] == merged
     for table, column in (
@@ -408,4 +409,4 @@ def test_merge_then_undo_restores_the_database_exactly(
         [row] = rows(store, contacts, id=mid)
         assert row["merged_into"] == survivor and row["deleted_at"] is not None
     ok(call("action.undo", {"undo_token": out["undo_token"]}))
-    assert data(store) == before
+    assert data(store, acct) == before

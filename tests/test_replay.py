@@ -42,11 +42,11 @@ def recorded(call: Caller, engine: Engine, account: Any) -> dict[str, Any]:
 
 
 def test_replay_reports_per_call_and_writes_nothing(
-    call: Caller, engine: Engine, recorded: dict[str, Any]
+    call: Caller, engine: Engine, account: Any, recorded: dict[str, Any]
 ) -> None:
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     out = ok(call("run.replay", {"id": recorded["run"]}))
-    after = snapshot(engine.store)
+    after = snapshot(engine.store, account.account_id)
     # Only bookkeeping of the replay call itself (its own tool_call event) may land.
     changed = {t for t in before if before[t] != after[t]}
     assert changed <= {"run_events", "runs", "api_keys"}
@@ -154,7 +154,7 @@ def test_cli_dry_run_exit_codes_and_json_lines(
     run_id = _run(engine, account)
     tag = ok(call("tag.create", {"name": "stable"}, run=run_id))
     ok(call("tag.list", {"limit": 5}, run=run_id))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     same = _cli(live, account, run_id, "--dry-run")
     # tag.create would now conflict with the tag it made: a difference, exit 2.
     assert same.exit_code == 2, same.stdout + same.stderr
@@ -165,7 +165,7 @@ def test_cli_dry_run_exit_codes_and_json_lines(
     ]
     assert [x.get("status") for x in lines[:-1]] == ["would_fail", "same"]
     assert lines[-1]["summary"]["would_fail"] == 1
-    after = snapshot(engine.store)
+    after = snapshot(engine.store, account.account_id)
     assert {t for t in before if before[t] != after[t]} <= {"run_events", "runs", "api_keys"}
     ok(call("tag.delete", {"id": tag["id"]}))
     reads_only = _run(engine, account, "reads")
@@ -208,10 +208,10 @@ def test_real_replay_does_not_undo_again(
     assert not [t for t in ok(call("tag.list", {"limit": 100}))["data"] if t["id"] == tag["id"]]
     ok(call("action.undo", {"undo_token": reverted["undo_token"]}))  # the tag is back
     # A dry replay reports what the undo would do today and keeps nothing.
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     dry = ok(call("run.replay", {"id": undoer}))
     assert [i["op"] for i in dry["items"]] == ["run.undo"]
-    after = snapshot(engine.store)
+    after = snapshot(engine.store, account.account_id)
     assert {t for t in before if before[t] != after[t]} <= {"run_events", "runs", "api_keys"}
     # A real replay skips it, saying why, and the tag stays.
     result = _cli(live, account, undoer, "--json")

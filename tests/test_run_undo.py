@@ -24,17 +24,18 @@ Call = Callable[..., Outcome]
 NOT_STATE = {"idempotency_keys", "api_keys"}
 
 
-def state(engine: Engine) -> dict[str, Any]:
+def state(engine: Engine, account_id: str) -> dict[str, Any]:
     return {
         name: rows
-        for name, rows in snapshot(engine.store).items()
+        for name, rows in snapshot(engine.store, account_id).items()
         if not name.startswith(("audit_", "run")) and name not in NOT_STATE
     }
 
 
 def account_state(engine: Engine, account_id: str) -> dict[str, Any]:
-    """``state`` for one account's rows only: the property test's accounts pile up in the session
-    database, and reading all of them every example would dominate its time."""
+    """``state`` that also narrows the tables without an account column (``accounts`` to its own
+    row): the property test's accounts pile up in the session database, and reading all of them
+    every example would dominate its time."""
     out: dict[str, Any] = {}
     with engine.store.connect(write=False) as conn:
         for table in metadata.sorted_tables:
@@ -321,7 +322,7 @@ def test_an_undo_inside_the_run_is_reversed_like_any_write(engine, account, call
 def test_writes_that_cancel_out_leave_the_rows_as_they_were(engine, account, call_):
     c = _contact(call_)
     run = new_run(engine, account.account_id)
-    before = state(engine)
+    before = state(engine, account.account_id)
     deleted = ok(call_("contact.delete", {"id": c["id"]}, run=run))
     ok(call_("action.undo", {"undo_token": deleted["undo_token"]}, run=run))
     ok(call_("contact.update", {"id": c["id"], "stage": "customer"}, run=run))
@@ -333,7 +334,7 @@ def test_writes_that_cancel_out_leave_the_rows_as_they_were(engine, account, cal
         "already_reverted",
         "already_reverted",
     ]
-    assert state(engine) == before
+    assert state(engine, account.account_id) == before
 
 
 def test_dry_run_reports_without_writing(engine, account, call_):
@@ -341,14 +342,17 @@ def test_dry_run_reports_without_writing(engine, account, call_):
     run = new_run(engine, account.account_id)
     ok(call_("contact.update", {"id": c["id"], "company": "X"}, run=run))
     ok(call_("contact.delete", {"id": c["id"]}, run=run))
-    before, count = snapshot(engine.store), actions(engine, account.account_id)
+    before, count = snapshot(engine.store, account.account_id), actions(engine, account.account_id)
 
     plan = ok(call_("run.undo", {"id": run, "dry_run": True}))
     assert plan["dry_run"] is True
     assert [w["status"] for w in plan["result"]["writes"]] == ["reverted", "reverted"]
     assert plan["result"]["counts"]["reverted"] == 2
     assert {d["field"] for d in plan["diff"]} >= {"deleted_at", "company"}
-    assert snapshot(engine.store) == before and actions(engine, account.account_id) == count
+    assert (
+        snapshot(engine.store, account.account_id) == before
+        and actions(engine, account.account_id) == count
+    )
 
 
 def test_undo_of_the_run_undo_reapplies_the_run(engine, account, call_):
@@ -356,14 +360,14 @@ def test_undo_of_the_run_undo_reapplies_the_run(engine, account, call_):
     run = new_run(engine, account.account_id)
     ok(call_("contact.update", {"id": c["id"], "title": "Run title"}, run=run))
     made = ok(call_("note.create", {"body": "from the run", "contact_id": c["id"]}, run=run))
-    after = state(engine)
+    after = state(engine, account.account_id)
     undo = call_("run.undo", {"id": run, "reason": "wrong contact"})
     assert ok(undo)["reason"] == "wrong contact" and ok(undo)["undo_token"].startswith("undo_")
     assert ok(undo)["id"] == undo.action_id
     err(call_("note.get", {"id": made["id"]}), "not_found")
     redo = ok(call_("action.undo", {"undo_token": ok(undo)["undo_token"]}))
     assert redo["undone_action_id"] == undo.action_id
-    assert state(engine) == after
+    assert state(engine, account.account_id) == after
     action = ok(call_("action.get", {"id": undo.action_id}))
     assert action["op"] == "run.undo" and action["args"]["reason"] == "wrong contact"
 
@@ -374,10 +378,10 @@ def test_a_uniqueness_clash_is_undo_conflict_and_writes_nothing(engine, account,
     run = new_run(engine, account.account_id)
     ok(call_("identity.remove", {"id": c["identities"][0]["id"]}, run=run))
     ok(call_("contact.create", {"identities": [{"kind": "email", "value": value}]}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     e = err(call_("run.undo", {"id": run}), "undo_conflict")
     assert "uniqueness" in e["message"]
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_an_empty_run_undoes_to_an_empty_report(engine, account, call_):
@@ -465,12 +469,12 @@ def test_cli_runs_undo(engine, account, call_, live):
     run = new_run(engine, account.account_id)
     ok(call_("contact.update", {"id": c["id"], "title": "CEO", "company": "X"}, run=run))
     ok(call_("contact.update", {"id": c["id"], "title": "Founder"}))
-    before = state(engine)
+    before = state(engine, account.account_id)
 
     plan = _cli(live, account, run, "--dry-run")
     assert plan.exit_code == 4, plan.stdout + plan.stderr  # a conflict: title changed since
     assert "contact.update" in plan.stdout and "title" in plan.stdout
-    assert "dry-run" in plan.stdout and state(engine) == before
+    assert "dry-run" in plan.stdout and state(engine, account.account_id) == before
 
     forced = _cli(live, account, run, "--force", "--reason", "test", "--json")
     assert forced.exit_code == 0, forced.stdout + forced.stderr
@@ -487,7 +491,7 @@ def test_a_bulk_import_in_the_run_is_removed_and_guarded(engine, account, call_)
     the range while it holds exactly the imported rows, unchanged, and reports a conflict if not."""
     old = _contact(call_, company="Before")
     run = new_run(engine, account.account_id)
-    before = state(engine)
+    before = state(engine, account.account_id)
     rows = "\n".join(f"{email()},Person {i},Co{i},vip" for i in range(30))
     out = ok(call_("contact.import_csv", {"csv": "email,name,company,tags\n" + rows}, run=run))
     assert out["created"] == 30
@@ -507,6 +511,6 @@ def test_a_bulk_import_in_the_run_is_removed_and_guarded(engine, account, call_)
 
     ok(call_("run.undo", {"id": run, "force": True}))
     err(call_("contact.get", {"id": imported["id"]}), "not_found")
-    assert state(engine) == before
+    assert state(engine, account.account_id) == before
     twice = ok(call_("run.undo", {"id": run}))
     assert twice["counts"] == {"reverted": 0, "already_reverted": 3, "conflict": 0}

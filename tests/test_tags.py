@@ -23,9 +23,10 @@ UNKNOWN_CONTACT = "ct_01HG7Z4X9Q8M2N7P3R5T6V8W"
 BOOKKEEPING = ("audit_", "idempotency_keys", "runs", "api_keys")
 
 
-def data(store: Store) -> dict[str, Any]:
-    """The database without the tables every call writes to (audit, idempotency, runs, keys)."""
-    return {k: v for k, v in snapshot(store).items() if not k.startswith(BOOKKEEPING)}
+def data(store: Store, account_id: str) -> dict[str, Any]:
+    """The account's database without the tables every call writes to (audit, idempotency, runs,
+    keys)."""
+    return {k: v for k, v in snapshot(store, account_id).items() if not k.startswith(BOOKKEEPING)}
 
 
 def contact(call: Caller, key: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -327,16 +328,16 @@ def test_attach_to_every_taggable_noun(call: Caller, engine: Engine, account: Ne
         assert names(call, target_id=target) == ["Q3"]
 
 
-def test_attach_twice_is_a_no_op(call: Caller, engine: Engine) -> None:
+def test_attach_twice_is_a_no_op(call: Caller, engine: Engine, account: NewAccount) -> None:
     c = contact(call)
     t = tag(call, "VIP")
     first = ok(call("tag.attach", {"tag": "vip", "target_id": c["id"]}))
     assert first["targets"] == [{"target_type": "contact", "target_id": c["id"], "changed": True}]
-    before = data(engine.store)
+    before = data(engine.store, account.account_id)
     again = ok(call("tag.attach", {"tag": t["id"], "targets": [{"target_id": c["id"]}] * 3}))
     assert again["targets"] == [{"target_type": "contact", "target_id": c["id"], "changed": False}]
     assert again["tag_created"] is False and again["usage_count"] == 1
-    assert data(engine.store) == before
+    assert data(engine.store, account.account_id) == before
     assert link_count(engine.store, t["id"]) == 1
 
 
@@ -417,11 +418,11 @@ def test_attach_create_validates_the_name(call: Caller) -> None:
     assert ok(call("tag.list", {}))["data"] == []
 
 
-def test_detach_is_undoable_exactly(call: Caller, engine: Engine) -> None:
+def test_detach_is_undoable_exactly(call: Caller, engine: Engine, account: NewAccount) -> None:
     c = contact(call)
     t = tag(call, "VIP")
     ok(call("tag.attach", {"tag": t["id"], "target_id": c["id"]}))
-    before = data(engine.store)
+    before = data(engine.store, account.account_id)
     out = ok(call("tag.detach", {"tag": "VIP", "target_type": "contact", "target_id": c["id"]}))
     assert out["undo_token"].startswith("undo_") and out["targets"][0]["changed"] is True
     assert out["usage_count"] == 0
@@ -429,7 +430,7 @@ def test_detach_is_undoable_exactly(call: Caller, engine: Engine) -> None:
     again = ok(call("tag.detach", {"tag": t["id"], "target_id": c["id"]}))
     assert again["targets"][0]["changed"] is False
     ok(call("action.undo", {"undo_token": out["undo_token"]}))
-    assert data(engine.store) == before
+    assert data(engine.store, account.account_id) == before
     assert [x["name"] for x in ok(call("contact.get", {"id": c["id"]}))["tags"]] == ["VIP"]
 
 
@@ -461,7 +462,9 @@ def test_detach_hostile_input(call: Caller, other: NewAccount) -> None:
 # -- tag.delete ------------------------------------------------------------------------------------
 
 
-def test_delete_removes_links_and_undo_restores_tag_and_links(call: Caller, engine: Engine) -> None:
+def test_delete_removes_links_and_undo_restores_tag_and_links(
+    call: Caller, engine: Engine, account: NewAccount
+) -> None:
     a, b = contact(call), contact(call)
     t = tag(call, "VIP", color="#00ff00")
     ok(
@@ -470,7 +473,7 @@ def test_delete_removes_links_and_undo_restores_tag_and_links(call: Caller, engi
             {"tag": t["id"], "targets": [{"target_id": a["id"]}, {"target_id": b["id"]}]},
         )
     )
-    before = data(engine.store)
+    before = data(engine.store, account.account_id)
     out = ok(call("tag.delete", {"id": t["id"]}))
     assert out["deleted"] is True and out["links_removed"] == 2
     assert out["undo_token"].startswith("undo_")
@@ -480,7 +483,7 @@ def test_delete_removes_links_and_undo_restores_tag_and_links(call: Caller, engi
     err(call("contact.list", {"tag": "VIP"}), "not_found")
     err(call("tag.delete", {"id": t["id"]}), "not_found")
     ok(call("action.undo", {"undo_token": out["undo_token"]}))
-    assert data(engine.store) == before
+    assert data(engine.store, account.account_id) == before
     assert {c["id"] for c in ok(call("contact.list", {"tag": "vip"}))["data"]} == {a["id"], b["id"]}
 
 

@@ -31,9 +31,9 @@ def _without_audit(snap):
     return {k: v for k, v in snap.items() if not k.startswith("audit_") and k != "idempotency_keys"}
 
 
-def test_undo_delete_restores_contact_and_identities_exactly(call, engine):
+def test_undo_delete_restores_contact_and_identities_exactly(call, engine, account):
     c = _contact(call, company="Engines", attributes={"plan": "pro", "seats": 3})
-    before = _without_audit(snapshot(engine.store))
+    before = _without_audit(snapshot(engine.store, account.account_id))
     deleted = ok(call("contact.delete", {"id": c["id"]}))
     assert deleted["undo_token"].startswith("undo_") and deleted["undo_expires_at"]
     err(call("contact.get", {"id": c["id"]}), "not_found")
@@ -42,7 +42,7 @@ def test_undo_delete_restores_contact_and_identities_exactly(call, engine):
         "contacts",
         "identities",
     }
-    assert _without_audit(snapshot(engine.store)) == before
+    assert _without_audit(snapshot(engine.store, account.account_id)) == before
     assert ok(call("contact.get", {"id": c["id"]})) == c
 
 
@@ -71,14 +71,14 @@ def test_undo_conflict_unless_forced(call):
     err(call("contact.get", {"id": c["id"]}), "not_found")
 
 
-def test_undo_refused_when_identity_was_claimed_meanwhile(call, engine):
+def test_undo_refused_when_identity_was_claimed_meanwhile(call, engine, account):
     value = email()
     c = ok(call("contact.create", {"identities": [{"kind": "email", "value": value}]}))
     deleted = ok(call("contact.delete", {"id": c["id"]}))
     ok(call("contact.create", {"identities": [{"kind": "email", "value": value}]}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     err(call("action.undo", {"undo_token": deleted["undo_token"], "force": True}), "undo_conflict")
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_expired_and_unknown_tokens(call, engine):
@@ -124,15 +124,15 @@ def test_undo_of_another_accounts_action_is_not_found(call, engine):
     err(call("action.undo", {"undo_token": deleted["undo_token"]}, key=other.secret), "not_found")
 
 
-def test_undo_by_action_id_restores_the_account_row(call, engine):
+def test_undo_by_action_id_restores_the_account_row(call, engine, account):
     """The accounts table has no account_id column: undo must scope it by id."""
     ok(call("action.list", {"limit": 1}))  # the key's last use and the day's run are bookkeeping
-    before = _without_audit(snapshot(engine.store))
+    before = _without_audit(snapshot(engine.store, account.account_id))
     updated = call("account.update", {"name": "Renamed by mistake"})
     ok(updated)
     undone = ok(call("action.undo", {"action_id": updated.action_id}))
     assert undone["undone_action_id"] == updated.action_id
-    assert _without_audit(snapshot(engine.store)) == before
+    assert _without_audit(snapshot(engine.store, account.account_id)) == before
 
 
 def test_unknown_argument_error_lists_aliases(call):
@@ -143,15 +143,15 @@ def test_unknown_argument_error_lists_aliases(call):
     assert "from" in e["message"] and "first" not in e["message"]
 
 
-def test_undo_restores_json_columns_byte_for_byte(call, engine):
+def test_undo_restores_json_columns_byte_for_byte(call, engine, account):
     """Undo writes rows back from key-sorted audit images; JSON is stored key-sorted so the restored
     row equals the original exactly, whatever order the caller sent its keys in."""
     c = _contact(call, attributes={"zeta": 1, "alpha": {"y": 2, "b": 3}})
-    before = _without_audit(snapshot(engine.store))
+    before = _without_audit(snapshot(engine.store, account.account_id))
     updated = call("contact.update", {"id": c["id"], "attributes": {"m": 0}})
     ok(updated)
     ok(call("action.undo", {"action_id": updated.action_id}))
-    assert _without_audit(snapshot(engine.store)) == before
+    assert _without_audit(snapshot(engine.store, account.account_id)) == before
 
 
 def test_identical_no_op_writes_share_one_payload(call):

@@ -20,7 +20,7 @@ import pytest
 
 from bulk_helpers import all_contacts
 from conftest import Caller, ok, snapshot
-from krabs.accounts import create_account
+from krabs.accounts import NewAccount, create_account
 from krabs.engine import Engine
 
 
@@ -65,16 +65,16 @@ def test_multipart_upload_imports_with_form_arguments(http: httpx.Client, call: 
 
 
 def test_raw_csv_body_with_query_arguments_and_dry_run(
-    http: httpx.Client, call: Caller, engine: Engine
+    http: httpx.Client, call: Caller, engine: Engine, account: NewAccount
 ) -> None:
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     plan = raw(http, CSV, "text/csv", "contact.import_csv", dry_run="true")
     assert plan.status_code == 200, plan.text
     assert plan.json()["dry_run"] is True and plan.json()["result"]["created"] == 2
     diff = plan.json()["diff"]
     assert {d["table"]: d["count"] for d in diff if "count" in d}["contacts"] == 2
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
     real = raw(http, CSV, "text/csv; charset=utf-8", "contact.import_csv", on_match="skip")
     assert real.status_code == 200 and real.json()["created"] == 2
 
@@ -135,33 +135,37 @@ def test_exactly_one_of_csv_and_upload(http: httpx.Client) -> None:
     ids=["binary-garbage", "zero-bytes", "blank", "no-usable-column"],
 )
 def test_hostile_files_fail_typed_and_write_nothing(
-    http: httpx.Client, call: Caller, engine: Engine, body: bytes, what: str
+    http: httpx.Client, call: Caller, engine: Engine, account: NewAccount, body: bytes, what: str
 ) -> None:
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     for r in (upload(http, body), raw(http, body, "text/csv", "contact.import_csv")):
         assert what in error(r, 400, "invalid_argument")["message"]
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
     assert spool_leftovers(engine) == []
 
 
 def test_garbage_after_good_rows_leaves_no_partial_import(
-    http: httpx.Client, call: Caller, engine: Engine
+    http: httpx.Client, call: Caller, engine: Engine, account: NewAccount
 ) -> None:
     good = b"email\n" + b"".join(b"p%d@x.dev\n" % n for n in range(1500))
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     r = upload(http, good + b"\xff\xfe\x00garbage\n")
     assert "not UTF-8" in error(r, 400, "invalid_argument")["message"]
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_an_enormous_line_is_refused_without_holding_it(
-    http: httpx.Client, call: Caller, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    http: httpx.Client,
+    call: Caller,
+    engine: Engine,
+    account: NewAccount,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KRABS_MAX_LINE_BYTES", str(64 * 1024))
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
 
     def body() -> Iterator[bytes]:
         yield b"name,email\nAda,ada@x.dev\n"
@@ -172,15 +176,19 @@ def test_an_enormous_line_is_refused_without_holding_it(
     r = raw(http, body(), "text/csv", "contact.import_csv")
     e = error(r, 400, "invalid_argument")
     assert "line 3 is longer than 65536" in e["message"]
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_a_body_over_the_upload_limit_is_payload_too_large(
-    http: httpx.Client, call: Caller, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    http: httpx.Client,
+    call: Caller,
+    engine: Engine,
+    account: NewAccount,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KRABS_MAX_UPLOAD_BYTES", str(256 * 1024))
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     big = b"email\n" + b"a@x.dev\n" * 40_000
     declared = upload(http, big)
     assert "KRABS_MAX_UPLOAD_BYTES" in error(declared, 413, "payload_too_large")["message"]
@@ -191,16 +199,16 @@ def test_a_body_over_the_upload_limit_is_payload_too_large(
 
     streamed = raw(http, chunked(), "text/csv", "contact.import_csv")
     error(streamed, 413, "payload_too_large")
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
     assert spool_leftovers(engine) == []
     assert upload(http, CSV).status_code == 200  # the server is fine
 
 
 def test_an_email_with_a_50_mb_attachment_is_payload_too_large(
-    http: httpx.Client, call: Caller, engine: Engine
+    http: httpx.Client, call: Caller, engine: Engine, account: NewAccount
 ) -> None:
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     message = (
         b"From: a@x.dev\r\nTo: b@y.dev\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
         b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
@@ -210,7 +218,7 @@ def test_an_email_with_a_50_mb_attachment_is_payload_too_large(
     )
     r = raw(http, message, "message/rfc822", "interaction.ingest_email")
     assert "exceeds 4000000 bytes" in error(r, 413, "payload_too_large")["message"]
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_raw_email_body_is_ingested(http: httpx.Client, call: Caller) -> None:
@@ -221,7 +229,7 @@ def test_raw_email_body_is_ingested(http: httpx.Client, call: Caller) -> None:
 
 
 def test_vcard_body_and_a_card_with_10000_emails(
-    http: httpx.Client, call: Caller, engine: Engine
+    http: httpx.Client, call: Caller, engine: Engine, account: NewAccount
 ) -> None:
     card = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ada Lovelace\r\nEMAIL:ada@x.dev\r\nEND:VCARD\r\n"
     r = raw(http, card.encode(), "text/vcard", "contact.ingest_vcard")
@@ -229,12 +237,12 @@ def test_vcard_body_and_a_card_with_10000_emails(
     emails = "".join(f"EMAIL:p{n}@x.dev\r\n" for n in range(10_000))
     huge = f"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Many\r\n{emails}END:VCARD\r\n"
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     r = upload(http, huge.encode(), op="contact.ingest_vcard")
     assert r.status_code == 200, r.text
     assert r.json()["failed"] == 1
     assert r.json()["report"][0]["code"] == "too_many_identities"
-    after = snapshot(engine.store)
+    after = snapshot(engine.store, account.account_id)
     assert after["contacts"] == before["contacts"]
 
 

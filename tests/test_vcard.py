@@ -167,11 +167,11 @@ def test_undo_reverses_the_ingestion(call: Caller, engine: Engine, account: NewA
     assert ok(call("contact.get", {"id": existing["id"]}))["company"] is None
 
 
-def test_dry_run_counts_match(call: Caller, engine: Engine) -> None:
+def test_dry_run_counts_match(call: Caller, engine: Engine, account: NewAccount) -> None:
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     plan = ok(call("contact.ingest_vcard", {"vcard": ADA_30 + GRACE_40, "dry_run": True}))
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
     real = ingest(call, ADA_30 + GRACE_40)
     assert plan["result"]["created"] == real["created"] == 2
 
@@ -203,13 +203,13 @@ def _garbage(seed: int) -> str:
     ids=["empty", "blank", "garbage", "nul", "int", "list", "missing", "unknown-arg"],
 )
 def test_hostile_input_fails_typed_and_writes_nothing(
-    call: Caller, engine: Engine, args: dict[str, Any], param: str
+    call: Caller, engine: Engine, account: NewAccount, args: dict[str, Any], param: str
 ) -> None:
     ok(call("action.list", {"limit": 1}))
-    before = snapshot(engine.store)
+    before = snapshot(engine.store, account.account_id)
     e = err(call("contact.ingest_vcard", args), "invalid_argument")
     assert e["param"] == param
-    assert snapshot(engine.store) == before
+    assert snapshot(engine.store, account.account_id) == before
 
 
 def test_garbage_between_begin_and_end_is_a_card_failure_not_a_crash(call: Caller) -> None:
