@@ -4,6 +4,7 @@ the writer is free. On PostgreSQL there is no single writer and nothing is spool
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -14,11 +15,14 @@ import sqlalchemy as sa
 from tests.conftest import ok
 from tests.test_runs import new_run, tool_calls
 
+from krabs.auth import authenticate
 from krabs.engine import Engine
+from krabs.engine.uow import utcnow
+from krabs.runs.attach import RunResolver
 from krabs.runs.record import RecordEvent
 from krabs.runs.spool import EventSpool, SpooledEvent
 from krabs.store.db import WriterBusy
-from krabs.store.tables import api_keys
+from krabs.store.tables import api_keys, runs
 
 
 def recorder(engine: Engine) -> RecordEvent:
@@ -124,7 +128,6 @@ def test_transaction_unless_busy_refuses_a_long_held_writer(engine, held):
 
 def test_a_busy_writer_does_not_block_noting_a_keys_use(call, engine, account, held):
     """The key's last use is noted once a minute; with the writer held it is noted later."""
-    ok(call("contact.list", {}))  # the day's default run exists (its creation waits for a writer)
     rec = recorder(engine)
     rec._touched.clear()
     with held(engine):
@@ -180,3 +183,72 @@ def test_a_process_that_has_not_cached_the_days_run_finds_it_without_the_writer(
         started = time.monotonic()
         ok(call("contact.list", {}))
         assert time.monotonic() - started < 10
+
+
+def default_runs(engine: Engine, account_id: str) -> list[tuple[str, str | None]]:
+    """The account's runs named ``default``: (id, default_day), oldest first."""
+    with engine.store.connect(write=False) as conn:
+        rows = conn.execute(
+            sa.select(runs.c.id, runs.c.default_day)
+            .where(runs.c.account_id == account_id, runs.c.name == "default")
+            .order_by(runs.c.id)
+        ).all()
+    return [(r.id, r.default_day) for r in rows]
+
+
+def test_the_first_call_of_the_day_answers_while_the_writer_is_held(call, engine, account, held):
+    """The account has no default run yet: creating it is a write, so with a long transaction
+    holding SQLite's writer its creation is spooled and the read answers at once."""
+    assert default_runs(engine, account.account_id) == []
+    with held(engine):
+        started = time.monotonic()
+        first = call("contact.list", {})
+        again = call("contact.list", {})
+        # The id came back in X-Krabs-Run: naming it works before the run is written.
+        named = call("contact.list", {}, run=first.run_id)
+        waited = time.monotonic() - started
+        if engine.store.is_sqlite:
+            assert default_runs(engine, account.account_id) == []  # still spooled
+    assert first.error is None and again.error is None and named.error is None
+    assert first.run_id and first.run_id == again.run_id == named.run_id
+    if engine.store.is_sqlite:
+        assert waited < 10  # a wait for the writer would have lasted 30 s
+    assert recorder(engine).spool.drain(10)
+    assert default_runs(engine, account.account_id) == [(first.run_id, utcnow()[:10])]
+    created = call("contact.create", {"display_name": "After"})
+    assert created.error is None and created.run_id == first.run_id
+    ops = [e["op"] for e in tool_calls(engine, account, first.run_id)]
+    assert ops == ["contact.list"] * 3 + ["contact.create"]
+
+
+def test_a_default_run_made_meanwhile_elsewhere_keeps_the_spooled_one(engine, account):
+    """Another process made the day's default run before the spool wrote this one: the spooled id
+    was already answered, so it is still made (a plain run, its calls' events go there) and later
+    calls go to the day's run."""
+    principal = authenticate(engine.store, engine.keys, account.secret)
+    elsewhere = RunResolver(engine.store)  # another process's resolver
+    theirs = elsewhere.resolve(principal, None)
+    assert theirs is not None
+    resolver = RunResolver(engine.store, recorder(engine).spool)
+    key = (principal.account_id, principal.agent_id, utcnow()[:10])
+    ours = resolver._spool_default(principal, key)  # as when its writer was held
+    assert resolver.resolve(principal, ours) == ours  # named while still spooled
+    assert recorder(engine).spool.drain(10)
+    assert ours != theirs
+    assert sorted(default_runs(engine, account.account_id)) == sorted(
+        [(theirs, utcnow()[:10]), (ours, None)]
+    )
+    assert resolver.resolve(principal, None) == theirs
+    assert resolver.resolve(principal, ours) == ours  # an open run, as any other
+
+
+def test_a_spooled_default_run_that_cannot_be_made_is_resolved_afresh(engine, account):
+    """The spooled run could not be written (here: its account is unknown): the next call does not
+    keep naming a run that does not exist."""
+    principal = authenticate(engine.store, engine.keys, account.secret)
+    ghost = dataclasses.replace(principal, account_id="acct_01HG7Z4X9Q8M2N7P3R5T6V8W")
+    resolver = RunResolver(engine.store, recorder(engine).spool)
+    key = (ghost.account_id, ghost.agent_id, utcnow()[:10])
+    spooled = resolver._spool_default(ghost, key)
+    assert recorder(engine).spool.drain(10)
+    assert key not in resolver._defaults and spooled not in resolver._spooled

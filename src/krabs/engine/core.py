@@ -38,8 +38,8 @@ class Engine:
         self.settings = settings
         self.registry = registry or load_registry()
         self.keys = KeyCache()
-        self.runs = RunResolver(store)
         record = RecordEvent(store)  # every call becomes a tool_call event of its run
+        self.runs = RunResolver(store, record.spool)
         self.steps: list[Callable[[Call, steps.Next], Outcome]] = [
             steps.Authenticate(store, self.keys),
             steps.ResolveOperation(self.registry),

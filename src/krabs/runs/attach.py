@@ -1,5 +1,9 @@
 """Which run a call belongs to: the one it names (if it takes calls) or its agent's daily ``default``
-run, created on first use. Default-run ids are cached: once created they never change."""
+run, created on first use. Default-run ids are cached: once created they never change.
+
+Creating a run is a write. When a long transaction (an import) holds SQLite's writer and the first
+call of the day is a read, the run's id is drawn at once and its creation is spooled ahead of the
+read's event (``krabs.runs.spool``), so the read answers instead of waiting for the import."""
 
 from __future__ import annotations
 
@@ -13,16 +17,22 @@ from krabs.contract.ids import new_id
 from krabs.engine.context import Principal
 from krabs.engine.uow import utcnow
 from krabs.runs.lifecycle import expire_run, idle_seconds, is_idle
-from krabs.store.db import Store
+from krabs.runs.spool import EventSpool, SpooledRun
+from krabs.store.db import Store, WriterBusy
 from krabs.store.tables import runs
 
 OPEN_STATUSES = ("open", "waiting_for_input")
 
 
 class RunResolver:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, spool: EventSpool | None = None) -> None:
+        """``spool``: where a default run's creation waits while a long transaction holds SQLite's
+        writer; without one, its first call waits for the writer."""
+        self.store, self.spool = store, spool
         self._defaults: dict[tuple[str, str, str], str] = {}
+        #: Default runs whose creation is spooled, by id: their account. A call naming one (its
+        #: id came back in ``X-Krabs-Run``) is attached to it before it is written.
+        self._spooled: dict[str, str] = {}
 
     def resolve(
         self, principal: Principal, run_id: str | None, *, create: bool = True
@@ -53,6 +63,8 @@ class RunResolver:
             )
 
     def _named(self, principal: Principal, run_id: str) -> str:
+        if self._spooled.get(run_id) == principal.account_id:
+            return run_id
         with self.store.connect(write=False) as conn:
             row = conn.execute(
                 sa.select(runs.c.status, runs.c.last_call_at, runs.c.created_at).where(
@@ -90,22 +102,26 @@ class RunResolver:
         if not create:
             with self.store.connect(write=False) as conn:
                 return _find_default(conn, principal, key[2])
-        # No lock around this: in a group commit the writer holds the database, and a reader
-        # waiting for it under a lock the writer also wants would deadlock. The unique default_day
-        # index settles races. The id is cached once committed, so a failed batch leaves no trace.
-        run_id = self._find_or_create_default(principal, now)
+        # Found without the writer when it exists (a process that has not cached it yet, say just
+        # started while an import holds SQLite's writer): only creating it needs a write. No lock
+        # around this: in a group commit the writer holds the database, and a reader waiting for it
+        # under a lock the writer also wants would deadlock. The unique default_day index settles
+        # races. The id is cached once committed, so a failed batch leaves no trace.
+        with self.store.connect(write=False) as conn:
+            run_id = _find_default(conn, principal, key[2])
+        if run_id is None:
+            try:
+                run_id = self._create_default(principal, now)
+            except WriterBusy:
+                return self._spool_default(principal, key)
         self.store.after_commit(functools.partial(self._defaults.__setitem__, key, run_id))
         return run_id
 
-    def _find_or_create_default(self, principal: Principal, now: str) -> str:
-        # Found without the writer when it exists (a process that has not cached it yet, say just
-        # started while an import holds SQLite's writer): only creating it needs a write.
-        with self.store.connect(write=False) as conn:
-            found = _find_default(conn, principal, now[:10])
-        if found:
-            return found
+    def _create_default(self, principal: Principal, now: str) -> str:
+        """Raises ``WriterBusy`` (before writing anything) when a long transaction holds SQLite's
+        writer and a spool can take the run instead."""
         for _attempt in range(3):
-            with self.store.transaction(write=True) as conn:
+            with self._write() as conn:
                 found = _find_default(conn, principal, now[:10])
                 if found:
                     return found
@@ -121,6 +137,54 @@ class RunResolver:
                 except sa.exc.IntegrityError:
                     continue  # another node created it first; read theirs
         raise KrabsError("internal", "could not create the default run")
+
+    def _write(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        if self.spool is None:
+            return self.store.transaction(write=True)
+        return self.store.transaction_unless_busy()
+
+    def _spool_default(self, principal: Principal, key: tuple[str, str, str]) -> str:
+        """The day's default run, its creation spooled: the id stands from now on (the spool writes
+        the run before any later write, and before the events naming it)."""
+        assert self.spool is not None
+        run_id = new_id("run")
+
+        def create(conn: sa.Connection) -> None:
+            try:
+                self._defaults[key] = _insert_spooled_default(conn, principal, key[2], run_id)
+            except BaseException:
+                self._defaults.pop(key, None)  # the next call resolves it afresh
+                raise
+            finally:
+                self._spooled.pop(run_id, None)
+
+        self._defaults[key] = run_id
+        self._spooled[run_id] = principal.account_id
+        self.spool.put(SpooledRun(principal.account_id, run_id, create))
+        return run_id
+
+
+def _insert_spooled_default(
+    conn: sa.Connection, principal: Principal, day: str, run_id: str
+) -> str:
+    """Make the spooled default run ``run_id``; the id of the day's default run. Another process
+    may have made the day's run meanwhile: then ``run_id`` is still made, as a plain run, because
+    calls were already answered with it and their events go there; later calls go to the other."""
+    account_id, agent_id = principal.account_id, principal.agent_id
+    try:
+        with conn.begin_nested():
+            insert_run(
+                conn,
+                account_id=account_id,
+                agent_id=agent_id,
+                name="default",
+                default_day=day,
+                run_id=run_id,
+            )
+        return run_id
+    except sa.exc.IntegrityError:
+        insert_run(conn, account_id=account_id, agent_id=agent_id, name="default", run_id=run_id)
+        return _find_default(conn, principal, day) or run_id
 
 
 def _find_default(conn: sa.Connection, principal: Principal, day: str) -> str | None:

@@ -3,7 +3,8 @@
 A call that wrote nothing (a read, a failure, a dry-run) records its ``tool_call`` event in a small
 write of its own. On SQLite there is one writer, and a long transaction (a million-row import) can
 hold it for minutes: every ``job.get`` polling that import, every ``contact.list``, would stall
-behind it. Such an event is handed to the spool instead and the call answers at once.
+behind it. Such an event is handed to the spool instead and the call answers at once. So is the
+creation of the day's default run when such a read is its agent's first call of the day.
 
 Whoever takes the writer next writes the spooled events first (``Store.add_before_write``): the spool's
 own thread, woken by the first event, or any write that gets there before it. So no write is ever
@@ -19,7 +20,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy.engine import Connection
 
@@ -43,10 +44,24 @@ class SpooledEvent:
     ts: str
 
 
+@dataclass(frozen=True)
+class SpooledRun:
+    """A day's default run first needed by a read while a long transaction held the writer: the read
+    answered with ``run_id`` at once, and ``create`` makes the run ahead of the events naming it."""
+
+    account_id: str
+    run_id: str
+    create: Callable[[Connection], None]
+    op: str = "run.create"
+
+
+Spooled: TypeAlias = SpooledEvent | SpooledRun
+
+
 class EventSpool:
     def __init__(self, store: Store, publish: Callable[[list[RunEvent]], None]) -> None:
         self.store, self.publish = store, publish
-        self._queue: queue.Queue[SpooledEvent] = queue.Queue(CAPACITY)
+        self._queue: queue.Queue[Spooled] = queue.Queue(CAPACITY)
         self._daemon = LazyDaemon(self._run, "krabs-event-spool")
         self._wake = threading.Event()
         #: Spooled events not yet written.
@@ -54,7 +69,7 @@ class EventSpool:
         self._idle = threading.Condition()
         store.add_before_write(self.write_pending)
 
-    def put(self, event: SpooledEvent) -> None:
+    def put(self, event: Spooled) -> None:
         with self._idle:
             self._unwritten += 1
         self._queue.put(event)
@@ -82,7 +97,7 @@ class EventSpool:
         event, in order. Never raises: the writer's own work goes on whatever happens here."""
         if not self._unwritten:
             return
-        batch: list[SpooledEvent] = []
+        batch: list[Spooled] = []
         while True:
             try:
                 batch.append(self._queue.get_nowait())
@@ -97,7 +112,7 @@ class EventSpool:
                 self._unwritten -= len(batch)
                 self._idle.notify_all()
 
-    def _write(self, conn: Connection, batch: list[SpooledEvent]) -> None:
+    def _write(self, conn: Connection, batch: list[Spooled]) -> None:
         """All in one transaction; if that fails, one by one, so one event that cannot be kept
         (its run is gone) does not take the rest along."""
         try:
@@ -113,10 +128,13 @@ class EventSpool:
             except Exception:
                 log.exception("could not record a spooled %s event in run %s", e.op, e.run_id)
 
-    def _append(self, conn: Connection, batch: list[SpooledEvent]) -> None:
+    def _append(self, conn: Connection, batch: list[Spooled]) -> None:
         with conn.begin():
             try:
                 for e in batch:
+                    if isinstance(e, SpooledRun):
+                        e.create(conn)
+                        continue
                     append_event(
                         conn,
                         account_id=e.account_id,
