@@ -16,6 +16,7 @@ from tests.conftest import ok
 from tests.test_runs import new_run, tool_calls
 
 from krabs.auth import authenticate
+from krabs.contract.ids import new_id
 from krabs.engine import Engine
 from krabs.engine.uow import utcnow
 from krabs.runs.attach import RunResolver
@@ -252,3 +253,22 @@ def test_a_spooled_default_run_that_cannot_be_made_is_resolved_afresh(engine, ac
     spooled = resolver._spool_default(ghost, key)
     assert recorder(engine).spool.drain(10)
     assert key not in resolver._defaults and spooled not in resolver._spooled
+
+
+def test_an_mcp_sessions_first_call_answers_while_the_writer_is_held(call, engine, account, held):
+    """An MCP session's run comes into being with its first call: with the writer held by a long
+    transaction its creation is spooled as well, and the call answers."""
+    principal = authenticate(engine.store, engine.keys, account.secret)
+    session_run = new_id("run")
+    with held(engine):
+        started = time.monotonic()
+        engine.runs.ensure(principal, session_run, "mcp session")
+        listed = call("contact.list", {}, run=session_run)
+        waited = time.monotonic() - started
+    assert listed.error is None and listed.run_id == session_run
+    if engine.store.is_sqlite:
+        assert waited < 10  # a wait for the writer would have lasted 30 s
+    assert recorder(engine).spool.drain(10)
+    run = ok(call("run.get", {"id": session_run}))
+    assert (run["name"], run["status"]) == ("mcp session", "open")
+    assert [e["op"] for e in tool_calls(engine, account, session_run)] == ["contact.list"]

@@ -1,14 +1,15 @@
 """Which run a call belongs to: the one it names (if it takes calls) or its agent's daily ``default``
 run, created on first use. Default-run ids are cached: once created they never change.
 
-Creating a run is a write. When a long transaction (an import) holds SQLite's writer and the first
-call of the day is a read, the run's id is drawn at once and its creation is spooled ahead of the
-read's event (``krabs.runs.spool``), so the read answers instead of waiting for the import."""
+Creating a run is a write. When a long transaction (an import) holds SQLite's writer, the first call
+of the day (or of an MCP session) does not wait for it: the run's id stands at once and its creation
+is spooled ahead of the call's event (``krabs.runs.spool``), so a read answers meanwhile."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -48,19 +49,23 @@ class RunResolver:
         with self.store.connect(write=False) as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first():
                 return
-        # A concurrent first call of the same session may have created it: then theirs stands.
-        with (
-            self.store.transaction(write=True) as conn,
-            contextlib.suppress(sa.exc.IntegrityError),
-            conn.begin_nested(),
-        ):
-            insert_run(
-                conn,
-                account_id=principal.account_id,
-                agent_id=principal.agent_id,
-                name=name,
-                run_id=run_id,
-            )
+
+        def make(conn: sa.Connection) -> None:
+            # A concurrent first call of the same session may have created it: then theirs stands.
+            with contextlib.suppress(sa.exc.IntegrityError), conn.begin_nested():
+                insert_run(
+                    conn,
+                    account_id=principal.account_id,
+                    agent_id=principal.agent_id,
+                    name=name,
+                    run_id=run_id,
+                )
+
+        try:
+            with self._write() as conn:
+                make(conn)
+        except WriterBusy:  # a long transaction holds SQLite's writer: made once it is free
+            self._spool(principal, run_id, make)
 
     def _named(self, principal: Principal, run_id: str) -> str:
         if self._spooled.get(run_id) == principal.account_id:
@@ -144,24 +149,35 @@ class RunResolver:
         return self.store.transaction_unless_busy()
 
     def _spool_default(self, principal: Principal, key: tuple[str, str, str]) -> str:
-        """The day's default run, its creation spooled: the id stands from now on (the spool writes
-        the run before any later write, and before the events naming it)."""
-        assert self.spool is not None
+        """The day's default run, its creation spooled: the id stands from now on."""
         run_id = new_id("run")
 
-        def create(conn: sa.Connection) -> None:
+        def make(conn: sa.Connection) -> None:
             try:
                 self._defaults[key] = _insert_spooled_default(conn, principal, key[2], run_id)
             except BaseException:
                 self._defaults.pop(key, None)  # the next call resolves it afresh
                 raise
+
+        self._defaults[key] = run_id
+        self._spool(principal, run_id, make)
+        return run_id
+
+    def _spool(
+        self, principal: Principal, run_id: str, make: Callable[[sa.Connection], None]
+    ) -> None:
+        """Hand the run's creation (``make``) to the spool, which writes it before any later write
+        and before the events naming it; calls naming ``run_id`` are attached to it meanwhile."""
+        assert self.spool is not None
+
+        def create(conn: sa.Connection) -> None:
+            try:
+                make(conn)
             finally:
                 self._spooled.pop(run_id, None)
 
-        self._defaults[key] = run_id
         self._spooled[run_id] = principal.account_id
         self.spool.put(SpooledRun(principal.account_id, run_id, create))
-        return run_id
 
 
 def _insert_spooled_default(
