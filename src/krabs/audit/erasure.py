@@ -15,7 +15,6 @@ undone."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,11 +39,6 @@ from krabs.store.tables import (
 )
 
 ERASED = "[erased]"
-#: The record that follows an erasing call in the log; erased payloads are "erased at" its seq.
-#: Calls whose own payload must not be stored: action id -> contact id (set by the handler, taken by
-#: ``krabs.audit.log.append`` in the same call).
-_pending: dict[str, str] = {}
-_lock = threading.Lock()
 #: An erasure ran since the last WAL truncation: SQLite's write-ahead log may still hold pages
 #: with the erased bytes until it is checkpointed and truncated (``krabs.audit.periodic``).
 wal_dirty = False
@@ -59,9 +53,7 @@ def erase_contact(uow: UnitOfWork, contact_id: str) -> int:
         sa.select(c.c.id).where(c.c.account_id == uow.account_id, c.c.merged_into == contact_id)
     ).scalars()
     erased = sum(_erase_one(uow, cid) for cid in [contact_id, *sorted(folded)])
-    if uow.action_id:
-        with _lock:
-            _pending[uow.action_id] = contact_id
+    uow.erasing = contact_id  # the audit step keeps no payload of this call
     global wal_dirty
     wal_dirty = True
     return erased
@@ -225,12 +217,6 @@ def _erase_payload(
         )
     )
     return True
-
-
-def take_pending(action_id: str) -> str | None:
-    """The contact whose erasure this action is, once (the append path asks)."""
-    with _lock:
-        return _pending.pop(action_id, None)
 
 
 AppendFn = Callable[..., dict[str, Any]]

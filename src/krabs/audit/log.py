@@ -90,7 +90,7 @@ def append(
     """Append one action to the caller's chain and return its record (with ``hash``). A GDPR
     erasure also appends its ``contact.erased`` record right after."""
     changes = [c.to_dict() for c in uow.changes]
-    erasing = erasure.take_pending(action_id)  # a GDPR erasure keeps no payload of its own
+    erasing = uow.erasing  # a GDPR erasure keeps no payload of its own
     record = _append(
         uow,
         action_id,

@@ -81,6 +81,9 @@ class UnitOfWork:
     action_id: str | None = None
     #: Set by ``action.undo``: the action this one reverses.
     undo_of: str | None = None
+    #: Set by a GDPR erasure: the contact it erases. Its action keeps no payload of its own, and
+    #: the audit step appends the ``contact.erased`` record after it.
+    erasing: str | None = None
     #: Per table: the id block and the one change entry of ``insert_compact``.
     bulk: dict[str, BulkCreate] = field(default_factory=dict)
     #: The result the audit step hashed and its canonical JSON, for others to reuse (the stored
