@@ -106,15 +106,14 @@ class Store:
         #: Run with SQLite's writer held, on the writing connection, before it begins (see
         #: ``add_before_write``).
         self._before_write: list[Callable[[Connection], None]] = []
-        self._write_lock: contextlib.AbstractContextManager[Any]
+        #: SQLite's single writer, taken in this process before its write transactions begin
+        #: (PostgreSQL has none: concurrent writers are its own business).
         self._sqlite_lock: _WriteLock | None = None
         self.checkpointer: WalCheckpointer | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             self.checkpointer = WalCheckpointer(self.engine.raw_connection)
-            self._write_lock = self._sqlite_lock = _WriteLock(self.checkpointer.written)
-        else:
-            self._write_lock = contextlib.nullcontext()
+            self._sqlite_lock = _WriteLock(self.checkpointer.written)
 
     @property
     def is_sqlite(self) -> bool:
@@ -131,8 +130,8 @@ class Store:
         if batch is not None:
             yield batch
             return
-        if write and self.is_sqlite:
-            with self._write_lock:
+        if write and self._sqlite_lock is not None:
+            with self._sqlite_lock:
                 conn = self._writer()
                 self._run_before_write(conn)
                 try:
@@ -141,8 +140,7 @@ class Store:
                     if conn.in_transaction():
                         conn.rollback()
             return
-        lock = self._write_lock if write else contextlib.nullcontext()
-        with lock, self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             conn.info["krabs_write"] = write
             yield conn
 
@@ -230,9 +228,9 @@ class Store:
         Yields ``intact()``: false once SQLite has rolled the transaction back on its own (disk
         full, I/O error), after which further statements would autocommit one by one. Raises if the
         batch cannot commit, and then nothing of it was written."""
-        assert self.is_sqlite, "group commit is for SQLite's single writer"
+        assert self._sqlite_lock is not None, "group commit is for SQLite's single writer"
         hooks: list[Callable[[], None]] = []
-        with self._write_lock:
+        with self._sqlite_lock:
             conn = self._writer()
             self._run_before_write(conn)
             tx = conn.begin()
