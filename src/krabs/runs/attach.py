@@ -27,12 +27,12 @@ OPEN_STATUSES = ("open", "waiting_for_input")
 
 class RunResolver:
     def __init__(self, store: Store, spool: EventSpool | None = None) -> None:
-        """``spool``: where a default run's creation waits while a long transaction holds SQLite's
-        writer; without one, its first call waits for the writer."""
+        """``spool``: where a run's creation waits while a long transaction holds SQLite's writer;
+        without one, the run's first call waits for the writer."""
         self.store, self.spool = store, spool
         self._defaults: dict[tuple[str, str, str], str] = {}
-        #: Default runs whose creation is spooled, by id: their account. A call naming one (its
-        #: id came back in ``X-Krabs-Run``) is attached to it before it is written.
+        #: Runs whose creation is spooled, by id: their account. A call naming one (a default
+        #: run's id came back in ``X-Krabs-Run``) is attached to it before it is written.
         self._spooled: dict[str, str] = {}
 
     def resolve(

@@ -4,7 +4,8 @@ A call that wrote nothing (a read, a failure, a dry-run) records its ``tool_call
 write of its own. On SQLite there is one writer, and a long transaction (a million-row import) can
 hold it for minutes: every ``job.get`` polling that import, every ``contact.list``, would stall
 behind it. Such an event is handed to the spool instead and the call answers at once. So is the
-creation of the day's default run when such a read is its agent's first call of the day.
+creation of the run such a read belongs to, when it is its agent's first call of the day (the day's
+default run) or an MCP session's first call (``krabs.runs.attach``).
 
 Whoever takes the writer next writes the spooled events first (``Store.add_before_write``): the spool's
 own thread, woken by the first event, or any write that gets there before it. So no write is ever
@@ -46,8 +47,9 @@ class SpooledEvent:
 
 @dataclass(frozen=True)
 class SpooledRun:
-    """A day's default run first needed by a read while a long transaction held the writer: the read
-    answered with ``run_id`` at once, and ``create`` makes the run ahead of the events naming it."""
+    """A run first needed by a read while a long transaction held the writer (a day's default run,
+    an MCP session's): the read answered with ``run_id`` at once, and ``create`` makes the run ahead
+    of the events naming it."""
 
     account_id: str
     run_id: str
