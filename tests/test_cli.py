@@ -267,6 +267,13 @@ def test_tables_for_people(embedded):
     assert one.exit_code == 0 and "Grace Hopper" in one.stdout and "identities" in one.stdout
 
 
+def test_an_empty_list_keeps_its_title_and_caption_on_one_line(embedded):
+    table = krabs(embedded, "tag", "list")
+    assert table.exit_code == 0
+    lines = [line.strip() for line in table.stdout.splitlines()]
+    assert "tag.list" in lines and "0 shown" in lines, table.stdout
+
+
 def test_embedded_mode_acts_as_the_demo_admin(embedded):
     first = krabs(embedded, "contact", "list")
     assert first.exit_code == 0 and "krabs_sk_" in first.stderr, "the new demo key is shown once"

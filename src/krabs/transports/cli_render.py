@@ -45,13 +45,16 @@ def list_table(result: dict[str, Any], title: str) -> Table:
     columns = sorted(scalar, key=lambda k: k != "id") + nested
     columns = [c for c in columns if any(row.get(c) not in (None, [], {}) for row in rows)]
     columns = columns[:MAX_COLUMNS] or ["id"]
-    table = Table(title=title, title_justify="left")
+    more = "more: --starting-after " + str(result["next_cursor"]) if result.get("has_more") else ""
+    caption = f"{len(rows)} shown" + (f"; {more}" if more else "")
+    # At least as wide as its title and caption: an empty list's table is one narrow column, and
+    # both would wrap inside it ("tag.li / st").
+    width = max(len(title), len(caption)) + 4
+    table = Table(title=title, title_justify="left", caption=caption, min_width=width)
     for name in columns:
         table.add_column(name, overflow="fold", no_wrap=name == "id")
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in columns))
-    more = "more: --starting-after " + str(result["next_cursor"]) if result.get("has_more") else ""
-    table.caption = f"{len(rows)} shown" + (f"; {more}" if more else "")
     return table
 
 
