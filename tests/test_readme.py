@@ -76,3 +76,19 @@ def test_the_curl_walkthrough_runs_as_written(live: LiveServer, account: NewAcco
             pasted["ct_…"] = answer["id"]
         if "/v1/contact.delete" in command and answer.get("undo_token"):
             pasted["undo_…"] = answer["undo_token"]
+
+
+def test_the_sdk_example_runs_as_written(live: LiveServer, account: NewAccount, call: Any) -> None:
+    block = re.search(r"## Python SDK\n\n```python\n(.*?)```", README.read_text(), re.S)
+    assert block is not None, "the README has the SDK example"
+    run_id = call("run.create", {"name": "readme"}).result["id"]
+    source = (
+        block.group(1)
+        .replace('"http://127.0.0.1:8787"', repr(live.url))
+        .replace('"krabs_sk_…"', repr(account.secret))
+        .replace('"run_…"', repr(run_id))
+    )
+    assert "…" not in source, source
+    scope: dict[str, Any] = {}
+    exec(compile(source, "README.md", "exec"), scope)  # our own README's example
+    assert scope["ada"]["created"] is True and scope["plan"]["dry_run"] is True
