@@ -272,3 +272,39 @@ def test_an_mcp_sessions_first_call_answers_while_the_writer_is_held(call, engin
     run = ok(call("run.get", {"id": session_run}))
     assert (run["name"], run["status"]) == ("mcp session", "open")
     assert [e["op"] for e in tool_calls(engine, account, session_run)] == ["contact.list"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # only SQLite's writer spools
+def test_a_spooled_run_stays_nameable_until_it_is_committed(engine, account, held):
+    """The spool's batch failed (here: an event of an unknown run in it) and is retried one item at
+    a time: the run's first, uncommitted creation does not end its spooled standing."""
+    principal = authenticate(engine.store, engine.keys, account.secret)
+    resolver = RunResolver(engine.store, recorder(engine).spool)
+    run_id = new_id("run")
+    standing: list[bool] = []
+
+    def make(conn: sa.Connection) -> None:
+        standing.append(run_id in resolver._spooled)
+        conn.execute(
+            runs.insert().values(
+                id=run_id,
+                account_id=account.account_id,
+                agent_id=principal.agent_id,
+                name="spooled",
+                status="open",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+
+    ghost = "run_01HG7Z4X9Q8M2N7P3R5T6V8W"
+    with held(engine):  # both wait for the writer, so the spool writes them as one batch
+        resolver._spool(principal, run_id, make)
+        event = {"op": "contact.list", "args": {}}
+        recorder(engine).spool.put(
+            SpooledEvent(account.account_id, ghost, "contact.list", None, event, utcnow())
+        )
+    assert recorder(engine).spool.drain(10)
+    assert standing == [True, True]  # the batch, then the retry alone
+    assert run_id not in resolver._spooled
+    assert resolver.resolve(principal, run_id) == run_id  # written: found as any run

@@ -153,31 +153,32 @@ class RunResolver:
         run_id = new_id("run")
 
         def make(conn: sa.Connection) -> None:
-            try:
-                self._defaults[key] = _insert_spooled_default(conn, principal, key[2], run_id)
-            except BaseException:
-                self._defaults.pop(key, None)  # the next call resolves it afresh
-                raise
+            self._defaults[key] = _insert_spooled_default(conn, principal, key[2], run_id)
 
         self._defaults[key] = run_id
-        self._spool(principal, run_id, make)
+        # Not written after all: the next call resolves the day's run afresh.
+        self._spool(principal, run_id, make, forget=lambda: self._defaults.pop(key, None))
         return run_id
 
     def _spool(
-        self, principal: Principal, run_id: str, make: Callable[[sa.Connection], None]
+        self,
+        principal: Principal,
+        run_id: str,
+        make: Callable[[sa.Connection], None],
+        forget: Callable[[], object] | None = None,
     ) -> None:
         """Hand the run's creation (``make``) to the spool, which writes it before any later write
-        and before the events naming it; calls naming ``run_id`` are attached to it meanwhile."""
+        and before the events naming it; calls naming ``run_id`` are attached to it until it is
+        committed. ``forget`` runs if it never is."""
         assert self.spool is not None
 
-        def create(conn: sa.Connection) -> None:
-            try:
-                make(conn)
-            finally:
-                self._spooled.pop(run_id, None)
+        def settled(written: bool) -> None:
+            self._spooled.pop(run_id, None)
+            if not written and forget is not None:
+                forget()
 
         self._spooled[run_id] = principal.account_id
-        self.spool.put(SpooledRun(principal.account_id, run_id, create))
+        self.spool.put(SpooledRun(principal.account_id, run_id, make, settled))
 
 
 def _insert_spooled_default(

@@ -49,11 +49,12 @@ class SpooledEvent:
 class SpooledRun:
     """A run first needed by a read while a long transaction held the writer (a day's default run,
     an MCP session's): the read answered with ``run_id`` at once, and ``create`` makes the run ahead
-    of the events naming it."""
+    of the events naming it. ``settled`` hears once whether it was written (committed) or given up."""
 
     account_id: str
     run_id: str
     create: Callable[[Connection], None]
+    settled: Callable[[bool], None]
     op: str = "run.create"
 
 
@@ -123,12 +124,14 @@ class EventSpool:
         except Exception:
             if len(batch) == 1:
                 log.exception("could not record a spooled %s event", batch[0].op)
+                _settle(batch, written=False)
                 return
         for e in batch:
             try:
                 self._append(conn, [e])
             except Exception:
                 log.exception("could not record a spooled %s event in run %s", e.op, e.run_id)
+                _settle([e], written=False)
 
     def _append(self, conn: Connection, batch: list[Spooled]) -> None:
         with conn.begin():
@@ -151,4 +154,11 @@ class EventSpool:
                 take_pending(conn)  # rolled back: never to be published
                 raise
             events = take_pending(conn)
+        _settle(batch, written=True)
         self.publish(events)
+
+
+def _settle(items: list[Spooled], *, written: bool) -> None:
+    for e in items:
+        if isinstance(e, SpooledRun):
+            e.settled(written)
