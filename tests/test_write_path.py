@@ -134,7 +134,7 @@ def test_a_call_failing_after_its_audit_append_leaves_the_batch_chain_intact(tmp
         acct = create_account(store, "Memo")
         real = record.append_event
 
-        def append_event(conn, **kw):  # the event step runs after the audit append
+        def append_event(conn, **kw):  # the event step runs after the audit payload is stored
             if kw["data"]["args"].get("display_name") == "fails late":
                 raise RuntimeError("the event could not be stored")
             return real(conn, **kw)
@@ -162,3 +162,33 @@ def test_a_call_failing_after_its_audit_append_leaves_the_batch_chain_intact(tmp
             assert verify_log(from_database(conn, acct.account_id), workers=1).records == 4
     finally:
         store.dispose()
+
+
+def test_the_audit_record_joins_the_chain_last(engine, account, call):
+    """The chain's head is a row every write of the account locks until its transaction ends (on
+    PostgreSQL): the record joins the chain after the write's other statements, right before the
+    commit, so the lock is held as briefly as possible."""
+    seen: list[str] = []
+    if engine.store.is_sqlite:
+        raw = engine.store._writer().connection.dbapi_connection  # this thread's writer
+        raw.set_trace_callback(seen.append)
+        stop = lambda: raw.set_trace_callback(None)  # noqa: E731
+    else:
+
+        def record(conn, cursor, statement, *_rest):
+            seen.append(statement)
+
+        sa.event.listen(engine.store.engine, "before_cursor_execute", record)
+        stop = lambda: sa.event.remove(engine.store.engine, "before_cursor_execute", record)  # noqa: E731
+    try:
+        ok(call("contact.create", {"display_name": "Last in line"}, idem="chain-last"))
+    finally:
+        stop()
+
+    def first(*words: str) -> int:
+        return next(i for i, s in enumerate(seen) if all(w in s for w in words))
+
+    chain = min(first("audit_heads"), first("INSERT INTO audit_actions"))
+    assert first("INSERT INTO audit_payloads") < chain
+    assert first("INSERT INTO idempotency_keys") < chain
+    assert first("INSERT INTO run_events") < chain

@@ -87,25 +87,57 @@ def append(
     undo_expires_at: str | None,
     undo_of: str | None = None,
 ) -> dict[str, Any]:
-    """Append one action to the caller's chain and return its record (with ``hash``). A GDPR
-    erasure also appends its ``contact.erased`` record right after."""
+    """Append one action to the caller's chain now and return its record (with ``hash``)."""
+    prepare(
+        uow,
+        action_id=action_id,
+        op=op,
+        args=args,
+        result=result,
+        undo_token_hash=undo_token_hash,
+        undo_expires_at=undo_expires_at,
+        undo_of=undo_of,
+    )
+    record = link(uow)
+    assert record is not None
+    return record
+
+
+def prepare(
+    uow: UnitOfWork,
+    *,
+    action_id: str,
+    op: str,
+    args: dict[str, Any],
+    result: dict[str, Any],
+    undo_token_hash: str | None,
+    undo_expires_at: str | None,
+    undo_of: str | None = None,
+) -> None:
+    """Seal and store the action's payload now; its record joins the chain at ``link``, which the
+    engine calls as the last thing before the transaction commits. The chain's head is a row every
+    write of the account locks (on PostgreSQL, until its transaction ends), so it is taken last and
+    held for as short a time as possible. A GDPR erasure also appends its ``contact.erased`` record
+    right after its own."""
     changes = [c.to_dict() for c in uow.changes]
     erasing = uow.erasing  # a GDPR erasure keeps no payload of its own
-    record = _append(
-        uow,
-        action_id,
-        op,
-        args,
-        result,
-        changes,
-        undo_token_hash,
-        undo_expires_at,
-        undo_of,
-        keep=erasing is None,
-    )
-    if erasing is not None:
-        erasure.append_erased(uow, erasing, action_id, record, _append)
-    return record
+    payload = _store_payload(uow, args, result, changes, keep=erasing is None)
+
+    def chain() -> dict[str, Any]:
+        record = _chain(
+            uow, action_id, op, result, changes, payload, undo_token_hash, undo_expires_at, undo_of
+        )
+        if erasing is not None:
+            erasure.append_erased(uow, erasing, action_id, record, _append)
+        return record
+
+    uow.unlinked = chain
+
+
+def link(uow: UnitOfWork) -> dict[str, Any] | None:
+    """Join the prepared action's record to the chain (see ``prepare``); None if there is none."""
+    chain, uow.unlinked = uow.unlinked, None
+    return chain() if chain is not None else None
 
 
 def _append(
@@ -122,6 +154,70 @@ def _append(
     keep: bool = True,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Payload and record at once (an erasure's ``contact.erased`` record)."""
+    payload = _store_payload(uow, args, result, changes, keep=keep)
+    return _chain(
+        uow,
+        action_id,
+        op,
+        result,
+        changes,
+        payload,
+        undo_token_hash,
+        undo_expires_at,
+        undo_of,
+        extra=extra,
+    )
+
+
+def _store_payload(
+    uow: UnitOfWork,
+    args: dict[str, Any],
+    result: dict[str, Any],
+    changes: list[dict[str, Any]],
+    *,
+    keep: bool,
+) -> sealing.Sealed:
+    """The sealed payload, stored unless ``keep`` is false (an erasing call's is not: it is sealed
+    under a throwaway key, since its contact's is gone)."""
+    conn = uow.conn
+    subjects, created = sealing.subjects_of(changes, uow.account_id)
+    keys = (
+        sealing.keys_for(conn, uow.account_id, subjects, uow.now, created)
+        if keep
+        else [os.urandom(32)]
+    )
+    sealed = sealing.seal(uow.account_id, subjects, keys, args, result, changes)
+    uow.encoded_result = (result, sealed.result_bytes)  # reused for the stored idempotent response
+    if keep:
+        _INSERT_PAYLOAD[uow.dialect].execute(
+            conn,
+            {
+                "account_id": uow.account_id,
+                "digest": sealed.digest,
+                "body": sealed.body,
+                "subjects": sealed.subjects,
+                "undo": sealed.undo,
+                "images_at": uow.now,
+            },
+        )
+    return sealed
+
+
+def _chain(
+    uow: UnitOfWork,
+    action_id: str,
+    op: str,
+    result: dict[str, Any],
+    changes: list[dict[str, Any]],
+    sealed: sealing.Sealed,
+    undo_token_hash: str | None,
+    undo_expires_at: str | None,
+    undo_of: str | None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The action's record, next in the chain: head locked, record hashed and signed, stored."""
     conn = uow.conn
     # In a group commit the previous write of the account left its head in the batch's memo.
     memo = Store.batch_memo(conn)
@@ -132,15 +228,6 @@ def _append(
         head = rows[0]
     head_seq, head_hash = head
     seq = int(head_seq) + 1
-    subjects, created = sealing.subjects_of(changes, uow.account_id)
-    # An erasing call's payload is not kept: sealed under a throwaway key (its contact's is gone).
-    keys = (
-        sealing.keys_for(conn, uow.account_id, subjects, uow.now, created)
-        if keep
-        else [os.urandom(32)]
-    )
-    sealed = sealing.seal(uow.account_id, subjects, keys, args, result, changes)
-    uow.encoded_result = (result, sealed.result_bytes)  # reused for the stored idempotent response
     payload_digest = sealed.digest
     targets = list(dict.fromkeys(str(c["id"]) for c in changes))
     record: dict[str, Any] = {
@@ -163,18 +250,6 @@ def _append(
     record_bytes = canonical(record)
     record_hash = sha256_hex(record_bytes)
     signed = sign_record(conn, uow, seq, record_bytes)
-    if keep:
-        _INSERT_PAYLOAD[uow.dialect].execute(
-            conn,
-            {
-                "account_id": uow.account_id,
-                "digest": payload_digest,
-                "body": sealed.body,
-                "subjects": sealed.subjects,
-                "undo": sealed.undo,
-                "images_at": uow.now,
-            },
-        )
     _INSERT_ACTION.execute(
         conn,
         {

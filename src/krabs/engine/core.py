@@ -2,7 +2,7 @@
 
     authenticate → resolve operation → scopes → rate limit → attach run → record event → validate
       → approval gate → idempotency guard → transaction [ event in the write's transaction
-      → idempotent replay → audit append → handler ] → commit (grouped on SQLite)
+      → idempotent replay → audit payload → handler ] → audit chain → commit (grouped on SQLite)
 
 Each step is ``step(call, next)``; ``Engine`` folds the list into one callable. ``call`` never raises:
 every failure comes back as a typed error in the ``Outcome``.

@@ -258,6 +258,9 @@ class Transaction:
             )
             try:
                 outcome = next(call.evolve(uow=uow))
+                if outcome.ok and uow.unlinked is not None:
+                    # Last: the chain's head is a row lock every write of the account waits for.
+                    outcome.audit = log.link(uow)
             except sa.exc.IntegrityError:
                 tx.rollback()
                 outcome = Outcome.failure(
@@ -372,7 +375,8 @@ class IdempotentReplay:
 
 
 class AuditAppend:
-    """Append the write's action to the hash chain; destructive writes get their undo token."""
+    """Seal and store the write's audit payload; destructive writes get their undo token. Its record
+    joins the hash chain last, right before commit (``Transaction``, ``krabs.audit.log.link``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -392,7 +396,7 @@ class AuditAppend:
             token = "undo_" + secrets.token_urlsafe(24)
             token_hash = hashlib.sha256(token.encode()).hexdigest()
             expires = _iso_in(self.settings.undo_ttl_seconds)
-        record = log.append(
+        log.prepare(
             uow,
             action_id=uow.action_id,
             op=call.op.name,
@@ -403,7 +407,6 @@ class AuditAppend:
             undo_of=uow.undo_of,
         )
         outcome.action_id = uow.action_id
-        outcome.audit = record
         if token is not None:
             outcome.result = {**outcome.result, "undo_token": token, "undo_expires_at": expires}
         return outcome

@@ -84,6 +84,9 @@ class UnitOfWork:
     #: Set by a GDPR erasure: the contact it erases. Its action keeps no payload of its own, and
     #: the audit step appends the ``contact.erased`` record after it.
     erasing: str | None = None
+    #: The call's audit record, sealed but not yet in the chain: ``krabs.audit.log.link`` adds it
+    #: right before the transaction commits.
+    unlinked: Callable[[], dict[str, Any]] | None = None
     #: Per table: the id block and the one change entry of ``insert_compact``.
     bulk: dict[str, BulkCreate] = field(default_factory=dict)
     #: The result the audit step hashed and its canonical JSON, for others to reuse (the stored
