@@ -76,33 +76,6 @@ def init_chain(conn: sa.Connection, account_id: str) -> None:
     conn.execute(audit_heads.insert().values(account_id=account_id, seq=0, hash=GENESIS))
 
 
-def append(
-    uow: UnitOfWork,
-    *,
-    action_id: str,
-    op: str,
-    args: dict[str, Any],
-    result: dict[str, Any],
-    undo_token_hash: str | None,
-    undo_expires_at: str | None,
-    undo_of: str | None = None,
-) -> dict[str, Any]:
-    """Append one action to the caller's chain now and return its record (with ``hash``)."""
-    prepare(
-        uow,
-        action_id=action_id,
-        op=op,
-        args=args,
-        result=result,
-        undo_token_hash=undo_token_hash,
-        undo_expires_at=undo_expires_at,
-        undo_of=undo_of,
-    )
-    record = link(uow)
-    assert record is not None
-    return record
-
-
 def prepare(
     uow: UnitOfWork,
     *,

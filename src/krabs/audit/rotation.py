@@ -66,7 +66,7 @@ def _rotate_account(
         conn=conn, principal=principal, run_id=None, dialect=conn.dialect.name, data_dir=data_dir
     )
     result = rotation_result(old.name, new.name, b64(new.public))
-    record = log.append(
+    log.prepare(
         uow,
         action_id=new_id("action"),
         op=ROTATION_OP,
@@ -75,6 +75,8 @@ def _rotate_account(
         undo_token_hash=None,
         undo_expires_at=None,
     )
+    record = log.link(uow)  # at once: the new key's range starts after this record
+    assert record is not None
     seq = int(record["seq"])
     k = audit_account_keys
     conn.execute(

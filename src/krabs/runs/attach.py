@@ -131,14 +131,7 @@ class RunResolver:
                 if found:
                     return found
                 try:
-                    with conn.begin_nested():
-                        return insert_run(
-                            conn,
-                            account_id=principal.account_id,
-                            agent_id=principal.agent_id,
-                            name="default",
-                            default_day=now[:10],
-                        )
+                    return _insert_default(conn, principal, now[:10])
                 except sa.exc.IntegrityError:
                     continue  # another node created it first; read theirs
         raise KrabsError("internal", "could not create the default run")
@@ -187,21 +180,27 @@ def _insert_spooled_default(
     """Make the spooled default run ``run_id``; the id of the day's default run. Another process
     may have made the day's run meanwhile: then ``run_id`` is still made, as a plain run, because
     calls were already answered with it and their events go there; later calls go to the other."""
-    account_id, agent_id = principal.account_id, principal.agent_id
     try:
-        with conn.begin_nested():
-            insert_run(
-                conn,
-                account_id=account_id,
-                agent_id=agent_id,
-                name="default",
-                default_day=day,
-                run_id=run_id,
-            )
-        return run_id
+        return _insert_default(conn, principal, day, run_id)
     except sa.exc.IntegrityError:
-        insert_run(conn, account_id=account_id, agent_id=agent_id, name="default", run_id=run_id)
+        _insert_default(conn, principal, None, run_id)
         return _find_default(conn, principal, day) or run_id
+
+
+def _insert_default(
+    conn: sa.Connection, principal: Principal, day: str | None, run_id: str | None = None
+) -> str:
+    """A run named ``default``: the day's (``day``) or a plain one (None). In a savepoint, so a
+    clash with the day's existing run leaves the transaction usable."""
+    with conn.begin_nested():
+        return insert_run(
+            conn,
+            account_id=principal.account_id,
+            agent_id=principal.agent_id,
+            name="default",
+            default_day=day,
+            run_id=run_id,
+        )
 
 
 def _find_default(conn: sa.Connection, principal: Principal, day: str) -> str | None:

@@ -67,7 +67,7 @@ class EventSpool:
         self._queue: queue.Queue[Spooled] = queue.Queue(CAPACITY)
         self._daemon = LazyDaemon(self._run, "krabs-event-spool")
         self._wake = threading.Event()
-        #: Spooled events not yet written.
+        #: Spooled items (events, runs) not yet written.
         self._unwritten = 0
         self._idle = threading.Condition()
         store.add_before_write(self.write_pending)
