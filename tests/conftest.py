@@ -173,6 +173,26 @@ def snapshot(store: Store, account_id: str | None) -> dict[str, list[tuple[Any, 
     return out
 
 
+def settle_jobs(engine: Engine, account_id: str, timeout: float = 60) -> None:
+    """Wait until the account's queued jobs have run: a worker of this process or of the session's
+    server may take one at any moment, and a before/after snapshot must not straddle that."""
+    from krabs.runs.jobs import ensure_worker
+    from krabs.store.tables import jobs
+
+    pending = sa.select(sa.func.count()).where(
+        jobs.c.account_id == account_id, jobs.c.status.in_(("queued", "running"))
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.store.connect(write=False) as conn:
+            if not conn.execute(pending).scalar_one():
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the jobs of {account_id} did not finish in {timeout} s")
+        ensure_worker(engine, idle_exit=5).wake.set()
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import ok, snapshot
+from conftest import ok, settle_jobs, snapshot
 from krabs.compliance.scenarios import load_scenarios
 from krabs.contract.registry import load_registry
 from krabs.store.tables import audit_actions
@@ -83,6 +83,7 @@ MUTATING = [op for op in REGISTRY if op.mutates and op.name in SCENARIOS]
 @pytest.mark.parametrize("op", MUTATING, ids=lambda op: op.name)
 def test_mutation_honours_dry_run_idempotency_and_audit(op, call, engine, account):
     args = SCENARIOS[op.name](_setup(call))
+    settle_jobs(engine, account.account_id)
     before = snapshot(engine.store, account.account_id)
 
     plan = ok(call(op.name, {**args, "dry_run": True}))
@@ -97,6 +98,7 @@ def test_mutation_honours_dry_run_idempotency_and_audit(op, call, engine, accoun
     assert _actions(engine.store, account.account_id) == actions + 1, "no action landed"
     assert plan["audit"]["op"] == op.name
 
+    settle_jobs(engine, account.account_id)  # run.enqueue's job runs in the background
     after = snapshot(engine.store, account.account_id)
     second = call(op.name, args, idem=key)
     assert second.replayed and second.action_id == first.action_id
@@ -115,6 +117,7 @@ def test_mutation_honours_dry_run_idempotency_and_audit(op, call, engine, accoun
 def test_read_through_its_scenario(op, call, engine, account):
     args = SCENARIOS[op.name](_setup(call))
     ok(call("action.list", {"limit": 1}))  # the key's last use and the day's run are bookkeeping
+    settle_jobs(engine, account.account_id)  # job.get's scenario queues one
     before = snapshot(engine.store, account.account_id)
     result = ok(call(op.name, args))
     op.output.model_validate(result)
