@@ -19,6 +19,7 @@ Run from the repo root: ``python bench/write_breakdown.py`` (see bench/README.md
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import shutil
@@ -26,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +50,18 @@ BATCH = 50
 STUB_DIR_ENV = "KRABS_BENCH_STUB_DIR"
 
 
-def _engine(data_dir: Path) -> Any:
-    """A real engine on a fresh SQLite file in ``data_dir``, with the bench key's account."""
+def _engine(data_dir: Path, database_url: str | None = None) -> Any:
+    """A real engine on a fresh SQLite file in ``data_dir`` (or on ``database_url``), with the
+    bench key's account."""
     from krabs.accounts import ensure_demo_account
     from krabs.app import open_engine
     from krabs.config import Settings
 
     os.environ.update(KRABS_DATA_DIR=str(data_dir), KRABS_RATE_LIMIT_PER_SECOND="1000000")
+    if database_url:
+        os.environ["KRABS_DATABASE_URL"] = database_url
+    else:
+        os.environ.pop("KRABS_DATABASE_URL", None)
     engine = open_engine(Settings.from_env())
     ensure_demo_account(engine.store, BENCH_KEY)
     return engine
@@ -74,16 +81,21 @@ def _request(i: int, tag: str) -> Any:
     )
 
 
-def engine_us_per_write(rounds: int, batches: int) -> list[float]:
-    """Microseconds per ``contact.create`` in group commits of ``BATCH``, one figure per round."""
-    with tempfile.TemporaryDirectory(prefix="krabs-breakdown-") as tmp:
-        engine = _engine(Path(tmp))
+def engine_us_per_write(rounds: int, batches: int, database_url: str | None = None) -> list[float]:
+    """Microseconds per ``contact.create`` in group commits of ``BATCH`` (on PostgreSQL, which has
+    no group commit, a transaction each), one figure per round."""
+    with (
+        tempfile.TemporaryDirectory(prefix="krabs-breakdown-") as tmp,
+        _schema(database_url) as url,
+    ):
+        engine = _engine(Path(tmp), url)
         counter = itertools.count()
 
         def batch() -> float:
             requests = [_request(next(counter), "engine") for _ in range(BATCH)]
             started = time.perf_counter()
-            with engine.store.batch():
+            grouped = engine.store.batch() if engine.store.is_sqlite else contextlib.nullcontext()
+            with grouped:
                 for request in requests:
                     outcome = engine.call(request)
                     if outcome.error is not None:
@@ -95,6 +107,27 @@ def engine_us_per_write(rounds: int, batches: int) -> list[float]:
         figures = [statistics.median(batch() for _ in range(batches)) for _ in range(rounds)]
         engine.store.dispose()
     return figures
+
+
+@contextlib.contextmanager
+def _schema(database_url: str | None) -> Iterator[str | None]:
+    """A fresh PostgreSQL schema on ``database_url`` for one engine run, dropped after it."""
+    if not database_url:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    schema = f"krabs_breakdown_{os.getpid()}_{int(time.time())}"
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in database_url else "?"
+        yield f"{database_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def stub_app() -> Any:
@@ -149,11 +182,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--target-ratio", type=float, default=0.20)
+    parser.add_argument(
+        "--database-url",
+        help="also time the engine alone on this PostgreSQL (a fresh schema), against SQLite's",
+    )
     args = parser.parse_args(argv)
     args.generator = "wrk" if shutil.which("wrk") else "python"
 
     try:
         engine_rounds = engine_us_per_write(args.rounds, args.batches)
+        pg_rounds = (
+            engine_us_per_write(args.rounds, args.batches, args.database_url)
+            if args.database_url
+            else []
+        )
         stub = http_rps("http", "bench.write_breakdown:stub_app", KRABS_PATH, True, args)
         echo = http_rps("echo", "bench.http_write:echo_app", ECHO_PATH, False, args)
     except BenchError as exc:
@@ -168,6 +210,13 @@ def main(argv: list[str]) -> int:
         f"engine alone:  {engine_us:6.0f} us per contact.create (rounds: {rounds}; group commits"
         f" of {BATCH}) -> at most {1e6 / engine_us:,.0f} writes/s with a free HTTP layer"
     )
+    if pg_rounds:
+        pg_us = statistics.median(pg_rounds)
+        print(
+            f"engine alone on PostgreSQL: {pg_us:6.0f} us per contact.create (rounds: "
+            f"{', '.join(f'{x:.0f}' for x in pg_rounds)}; a transaction each) -> "
+            f"{1e6 / pg_us:,.0f} writes/s on one thread, {pg_us / engine_us:.1f}x SQLite's"
+        )
     print(f"HTTP alone:    {stub:8,.0f} req/s with the engine stubbed ({http_us:.0f} us/request)")
     print(f"echo:          {echo:8,.0f} req/s")
     print(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from conftest import make_store
 from krabs.store.db import Store
 from krabs.store.migrate import migrate
 from krabs.store.prepared import Prepared, reused_select
@@ -26,8 +27,9 @@ EXPANDING = sa.select(accounts.c.id).where(accounts.c.id.in_(sa.bindparam("ids",
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Any) -> Any:
-    store = Store(f"sqlite:///{tmp_path}/krabs.db")
+def fresh_store(backend: str, tmp_path: Any) -> Any:
+    """A store of its own (a fresh file, or a fresh PostgreSQL schema) with one account."""
+    store, cleanup = make_store(backend, tmp_path)
     migrate(store)
     with store.transaction() as conn:
         conn.execute(
@@ -41,7 +43,7 @@ def sqlite_store(tmp_path: Any) -> Any:
             )
         )
     yield store
-    store.dispose()
+    cleanup()
 
 
 def both(store: Store, stmt: Any, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -54,8 +56,8 @@ def both(store: Store, stmt: Any, params: dict[str, Any]) -> tuple[list[Any], li
         return expected, result.all()
 
 
-def test_rows_match_sqlalchemy_including_json_and_column_access(sqlite_store):
-    expected, got = both(sqlite_store, ACCOUNTS, {"id": "acct_1"})
+def test_rows_match_sqlalchemy_including_json_and_column_access(fresh_store):
+    expected, got = both(fresh_store, ACCOUNTS, {"id": "acct_1"})
     assert got == expected and len(got) == 1
     row = got[0]
     assert row.settings == {"b": [1, 2.5, None], "a": {"nested": True}}  # JSON decoded
@@ -64,11 +66,11 @@ def test_rows_match_sqlalchemy_including_json_and_column_access(sqlite_store):
     assert dict(row._mapping) == dict(expected[0]._mapping)
 
 
-def test_labels_literals_limits_and_booleans(sqlite_store):
-    expected, got = both(sqlite_store, LABELLED, {"id": "acct_1"})
+def test_labels_literals_limits_and_booleans(fresh_store):
+    expected, got = both(fresh_store, LABELLED, {"id": "acct_1"})
     assert got == expected == [("Ünïcode", 7)]
     assert got[0].title == "Ünïcode"
-    with sqlite_store.transaction() as conn:
+    with fresh_store.transaction() as conn:
         conn.execute(
             contacts.insert().values(
                 id="ct_none",
@@ -95,30 +97,30 @@ def test_labels_literals_limits_and_booleans(sqlite_store):
                 for n in range(1, 4)
             ],
         )
-    expected, got = both(sqlite_store, FLAGS, {"acct": "acct_1"})
+    expected, got = both(fresh_store, FLAGS, {"acct": "acct_1"})
     assert got == expected
     assert [type(r.is_primary) for r in got] == [bool] * 3
     assert [r.is_primary for r in got] == [True, False, False]
 
 
-def test_what_does_not_qualify_goes_through_sqlalchemy(sqlite_store):
-    with sqlite_store.transaction() as conn:
+def test_what_does_not_qualify_goes_through_sqlalchemy(fresh_store):
+    with fresh_store.transaction() as conn:
         for _ in range(3):
             assert reused_select(conn, EXPANDING, {"ids": ["acct_1"]}) is None
         assert reused_select(conn, accounts.insert(), {}) is None
-    with sqlite_store.connect(write=False) as conn:  # no transaction begun: not ours to use
+    with fresh_store.connect(write=False) as conn:  # no transaction begun: not ours to use
         assert reused_select(conn, ACCOUNTS, {"id": "acct_1"}) is None
 
 
-def test_prepared_insert_uses_the_engines_json_serializer(sqlite_store):
+def test_prepared_insert_uses_the_engines_json_serializer(fresh_store):
     stmt = Prepared(
         sa.update(accounts)
         .where(accounts.c.id == sa.bindparam("acct"))
         .values(settings=sa.bindparam("settings"))
     )
-    with sqlite_store.transaction() as conn:
+    with fresh_store.transaction() as conn:
         stmt.execute(conn, {"acct": "acct_1", "settings": {"z": 1, "a": 2}})
-        stored = conn.exec_driver_sql("SELECT settings FROM accounts").scalar_one()
+        stored = conn.exec_driver_sql("SELECT CAST(settings AS text) FROM accounts").scalar_one()
     assert stored == '{"a": 2, "z": 1}'  # sorted, as every other JSON write through the store
 
 
@@ -149,14 +151,14 @@ def test_utcnow_with_an_offset_is_that_many_seconds_later():
             assert dt.timedelta(seconds=offset) <= later - now < dt.timedelta(seconds=offset + 1)
 
 
-def test_parameters_picked_one_or_many_and_a_missing_one_is_a_key_error(sqlite_store):
+def test_parameters_picked_one_or_many_and_a_missing_one_is_a_key_error(fresh_store):
     one = Prepared(sa.select(accounts.c.name).where(accounts.c.id == sa.bindparam("id")))
     many = Prepared(
         sa.select(accounts.c.name).where(
             accounts.c.id == sa.bindparam("id"), accounts.c.name != sa.bindparam("not_name")
         )
     )
-    with sqlite_store.transaction() as conn:
+    with fresh_store.transaction() as conn:
         assert one.execute(conn, {"id": "acct_1"}) == [("Ünïcode",)]
         assert many.execute(conn, {"id": "acct_1", "not_name": "x"}) == [("Ünïcode",)]
         assert many.execute(conn, {"id": "acct_1", "not_name": "Ünïcode"}) == []
@@ -164,7 +166,7 @@ def test_parameters_picked_one_or_many_and_a_missing_one_is_a_key_error(sqlite_s
             many.execute(conn, {"id": "acct_1"})
 
 
-def test_values_of_many_rows_store_flags_and_json_as_sqlalchemy_does(sqlite_store):
+def test_values_of_many_rows_store_flags_and_json_as_sqlalchemy_does(fresh_store):
     """``executemany_values``: booleans checked a batch at a time (not converted row by row) are
     stored as SQLAlchemy stores them; JSON goes through the engine's serializer; a value that is
     no boolean is refused as SQLAlchemy refuses it, and nothing is written."""
@@ -190,25 +192,25 @@ def test_values_of_many_rows_store_flags_and_json_as_sqlalchemy_does(sqlite_stor
             for n, flag in enumerate(flags)
         ]
 
-    with sqlite_store.transaction() as conn:
+    with fresh_store.transaction() as conn:
         insert_of(contacts, names).executemany_values(
             conn, names, [tuple({**contact, "id": "ct_1"}[n] for n in names)]
         )
         insert_of(identities, ident_names).executemany_values(
             conn, ident_names, ident_rows(True, False, True)
         )
-        stored = conn.exec_driver_sql("SELECT attributes FROM contacts").scalar_one()
+        stored = conn.exec_driver_sql("SELECT CAST(attributes AS text) FROM contacts").scalar_one()
         flags = conn.exec_driver_sql("SELECT is_primary FROM identities ORDER BY id").all()
         read = conn.execute(sa.select(identities.c.is_primary).order_by(identities.c.id)).all()
     assert stored == '{"a": [true], "z": 1}'
-    assert [f[0] for f in flags] == [1, 0, 1]
+    assert [f[0] for f in flags] == [1, 0, 1]  # SQLite's integers, PostgreSQL's booleans
     assert [r[0] for r in read] == [True, False, True]
     refused = pytest.raises((TypeError, sa.exc.StatementError), match="boolean")
-    with refused, sqlite_store.transaction() as conn:
+    with refused, fresh_store.transaction() as conn:
         insert_of(identities, ident_names).executemany_values(
             conn, ident_names, ident_rows(True, "yes")
         )
-    with sqlite_store.connect(write=False) as conn:
+    with fresh_store.connect(write=False) as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM identities").scalar_one() == 3
 
 
@@ -241,3 +243,41 @@ def test_select_rows_runs_one_sql_text_on_both_backends(store: Store) -> None:
             select_rows(conn, "SELECT count(*) FROM accounts WHERE id = ?", ("acct_none",))[0][0]
             == 0
         )
+
+
+def test_in_a_transaction_both_backends_run_on_the_driver_and_raise_sqlalchemys_errors(
+    fresh_store: Store,
+) -> None:
+    """Hot statements skip SQLAlchemy's execution on SQLite and on PostgreSQL alike; a driver error
+    is SQLAlchemy's own (``IntegrityError``), and a savepoint rolled back leaves the transaction
+    usable, as it would through SQLAlchemy."""
+    rename = Prepared(
+        sa.update(accounts)
+        .where(accounts.c.id == sa.bindparam("acct"))
+        .values(name=sa.bindparam("name"))
+    )
+    insert = Prepared(
+        accounts.insert(), column_keys=["id", "name", "settings", "created_at", "updated_at"]
+    )
+    now = "2026-01-01T00:00:00.000000Z"
+    stamps = {"settings": {}, "created_at": now, "updated_at": now}
+    through_sqlalchemy: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        through_sqlalchemy.append(statement)
+
+    with fresh_store.transaction() as conn:
+        sa.event.listen(fresh_store.engine, "before_cursor_execute", seen)
+        try:
+            rename.execute(conn, {"acct": "acct_1", "name": "Renamed"})
+            insert.executemany(
+                conn,
+                [{"id": f"acct_{n}", "name": "n", **stamps} for n in (2, 3)],
+            )
+        finally:
+            sa.event.remove(fresh_store.engine, "before_cursor_execute", seen)
+        assert through_sqlalchemy == []
+        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+            insert.execute(conn, {"id": "acct_1", "name": "dup", **stamps})
+        names = conn.execute(sa.select(accounts.c.id, accounts.c.name).order_by(accounts.c.id))
+        assert names.all() == [("acct_1", "Renamed"), ("acct_2", "n"), ("acct_3", "n")]

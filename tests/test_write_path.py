@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import rfc8785
 import sqlalchemy as sa
@@ -173,13 +176,8 @@ def test_the_audit_record_joins_the_chain_last(engine, account, call):
         raw = engine.store._writer().connection.dbapi_connection  # this thread's writer
         raw.set_trace_callback(seen.append)
         stop = lambda: raw.set_trace_callback(None)  # noqa: E731
-    else:
-
-        def record(conn, cursor, statement, *_rest):
-            seen.append(statement)
-
-        sa.event.listen(engine.store.engine, "before_cursor_execute", record)
-        stop = lambda: sa.event.remove(engine.store.engine, "before_cursor_execute", record)  # noqa: E731
+    else:  # every statement reaches psycopg through a cursor: record them there, on this thread
+        stop = _record_psycopg(engine.store.engine, seen)
     try:
         ok(call("contact.create", {"display_name": "Last in line"}, idem="chain-last"))
     finally:
@@ -192,3 +190,39 @@ def test_the_audit_record_joins_the_chain_last(engine, account, call):
     assert first("INSERT INTO audit_payloads") < chain
     assert first("INSERT INTO idempotency_keys") < chain
     assert first("INSERT INTO run_events") < chain
+
+
+def _record_psycopg(engine: sa.Engine, seen: list[str]) -> Callable[[], None]:
+    """Record the SQL of every cursor this thread's pooled psycopg connections run, below
+    SQLAlchemy (hot statements skip it); returns what stops recording."""
+    import psycopg
+
+    me = threading.get_ident()
+
+    class Recording(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query, params=None, **kw):  # type: ignore[no-untyped-def]
+            if threading.get_ident() == me:
+                seen.append(str(query))
+            return super().execute(query, params, **kw)
+
+        def executemany(self, query, params_seq, **kw):  # type: ignore[no-untyped-def]
+            if threading.get_ident() == me:
+                seen.append(str(query))
+            return super().executemany(query, params_seq, **kw)
+
+    def checkout(dbapi_conn: Any, *_: Any) -> None:
+        if threading.get_ident() == me:
+            dbapi_conn.cursor_factory = Recording
+
+    def checkin(dbapi_conn: Any, *_: Any) -> None:
+        if dbapi_conn.cursor_factory is Recording:
+            dbapi_conn.cursor_factory = psycopg.Cursor
+
+    sa.event.listen(engine, "checkout", checkout)
+    sa.event.listen(engine, "checkin", checkin)
+
+    def stop() -> None:
+        sa.event.remove(engine, "checkout", checkout)
+        sa.event.remove(engine, "checkin", checkin)
+
+    return stop

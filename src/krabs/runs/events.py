@@ -132,11 +132,13 @@ _EVENT_COLUMNS = (
     "data",
 )
 _INSERT = Prepared(run_events.insert().returning(run_events.c.id), column_keys=_EVENT_COLUMNS)
-_NOTIFY_INSERT = sa.text(
-    "WITH e AS (INSERT INTO run_events (account_id, run_id, seq, ts, type, op, action_id, "
-    "latency_ms, data) VALUES (:account_id, :run_id, :seq, :ts, :type, :op, :action_id, "
-    ":latency_ms, :data) RETURNING id) "
-    "SELECT e.id, pg_notify(CAST(:channel AS text), CAST(:prefix AS text) || e.id) FROM e"
+_NOTIFY_INSERT = Prepared(
+    sa.text(
+        "WITH e AS (INSERT INTO run_events (account_id, run_id, seq, ts, type, op, action_id, "
+        "latency_ms, data) VALUES (:account_id, :run_id, :seq, :ts, :type, :op, :action_id, "
+        ":latency_ms, :data) RETURNING id) "
+        "SELECT e.id, pg_notify(CAST(:channel AS text), CAST(:prefix AS text) || e.id) FROM e"
+    )
 )
 
 
@@ -144,9 +146,11 @@ _NOTIFY_INSERT = sa.text(
 LOCK_BASE = 1 << 62
 #: Taken once per PostgreSQL transaction before its first event takes an id: a shared (never
 #: waiting) lock on the sequence's last value, so an in-flight writer's ids are all above its key.
-_LOCK_BEFORE_ID = sa.text(
-    "SELECT pg_advisory_xact_lock_shared(CAST(:base AS bigint) + coalesce(pg_sequence_last_value("
-    "CAST(pg_get_serial_sequence('run_events', 'id') AS regclass)), 0))"
+_LOCK_BEFORE_ID = Prepared(
+    sa.text(
+        "SELECT pg_advisory_xact_lock_shared(CAST(:base AS bigint) + coalesce("
+        "pg_sequence_last_value(CAST(pg_get_serial_sequence('run_events', 'id') AS regclass)), 0))"
+    )
 )
 _MAX_ID = sa.text("SELECT coalesce(max(id), 0) FROM run_events")
 #: The lowest key an in-flight event writer holds (any schema of this database: only cautious).
@@ -161,7 +165,7 @@ def _lock_before_id(conn: Connection) -> None:
     """Once per transaction, before the transaction's first event id (see ``settled_horizon``)."""
     tx = conn.get_transaction()
     if conn.info.get("krabs_id_lock") is not tx:
-        conn.execute(_LOCK_BEFORE_ID, {"base": LOCK_BASE})
+        _LOCK_BEFORE_ID.execute(conn, {"base": LOCK_BASE})
         conn.info["krabs_id_lock"] = tx
 
 
@@ -268,7 +272,9 @@ def _insert(
             "channel": channel_of(conn),
             "prefix": node_prefix(conn.engine, run_id, seq),
         }
-        event_id = int(conn.execute(_NOTIFY_INSERT, params).scalar_one())
+        inserted = _NOTIFY_INSERT.execute(conn, params)
+        assert inserted is not None and len(inserted) == 1
+        event_id = int(inserted[0][0])
     else:
         inserted = _INSERT.execute(conn, values)
         assert inserted is not None and len(inserted) == 1

@@ -5,8 +5,9 @@ setup) around a ~10 µs SQLite insert; a write runs about ten statements. ``Prep
 statement once per dialect, keeps its SQL, the order of its parameters and their type processors
 (JSON, booleans), and executes on the connection's DBAPI cursor inside the transaction SQLAlchemy
 already began. Driver errors are wrapped as SQLAlchemy's (``IntegrityError`` and the rest), so
-callers catch the same exceptions. Only SQLite takes this path (``fast(conn)``); elsewhere, and
-outside a transaction, the statement goes through SQLAlchemy as usual."""
+callers catch the same exceptions. SQLite and PostgreSQL (psycopg, named ``%(name)s`` parameters)
+take this path inside a transaction (``fast(conn)``); elsewhere the statement goes through
+SQLAlchemy as usual."""
 
 from __future__ import annotations
 
@@ -24,14 +25,23 @@ _BOOL = frozenset({bool})
 
 
 class _Compiled:
-    __slots__ = ("bulk_converted", "converted", "defaults", "flags", "getter", "names", "sql")
+    __slots__ = (
+        "bulk_converted", "converted", "defaults", "flags", "getter", "keys", "names", "sql"
+    )  # fmt: skip
 
     def __init__(self, stmt: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise ValueError("expanding (IN) and literal-execute parameters need SQLAlchemy")
         self.sql: str = compiled.string
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        #: The driver's parameter names for a named paramstyle (psycopg's ``%(name)s``), else None.
+        self.keys: tuple[str, ...] | None = None
+        if compiled.positional:
+            self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        else:  # only the binds the SQL uses (``binds`` also lists ones renamed away)
+            escaped = compiled.escaped_bind_names
+            self.names = tuple(n for n in compiled.binds if f"%({escaped.get(n, n)})s" in self.sql)
+            self.keys = tuple(escaped.get(n, n) for n in self.names)
         procs = compiled._bind_processors
         processors = [procs.get(n) for n in self.names]
         # A bind's own value (a literal such as the 1 of ``last_seq + 1``) unless the caller gives
@@ -61,25 +71,33 @@ class _Compiled:
         if self.names:
             self.getter = operator.itemgetter(*self.names)
 
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The driver's parameters, in order; a missing one is a ``KeyError`` naming it."""
+    def bind(self, params: Mapping[str, Any]) -> Any:
+        """The driver's parameters, in order (or by name); a missing one is a ``KeyError``
+        naming it."""
         getter = self.getter
         if getter is None:
-            return ()
+            return () if self.keys is None else {}
         picked = getter({**self.defaults, **params} if self.defaults else params)
         values: tuple[Any, ...] = (picked,) if len(self.names) == 1 else picked
-        if not self.converted:
-            return values
-        converted = list(values)
-        for i, convert in self.converted:
-            converted[i] = convert(converted[i])
-        return tuple(converted)
+        if self.converted:
+            converted = list(values)
+            for i, convert in self.converted:
+                converted[i] = convert(converted[i])
+            values = tuple(converted)
+        return values if self.keys is None else dict(zip(self.keys, values, strict=True))
 
-    def values(
+    def values(self, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        """Driver parameters for rows given as values in ``names`` order (every parameter named):
+        reordered and type-processed without a dict per row where the driver takes positions."""
+        ordered = self._ordered(names, rows)
+        if self.keys is None:
+            return ordered
+        keys = self.keys
+        return [dict(zip(keys, r, strict=True)) for r in ordered]
+
+    def _ordered(
         self, names: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> Sequence[Sequence[Any]]:
-        """Driver parameters for rows given as values in ``names`` order (every parameter named):
-        reordered and type-processed without a dict per row."""
         try:
             pos = [names.index(n) for n in self.names]
         except ValueError:
@@ -139,12 +157,7 @@ class Prepared:
             return [tuple(r) for r in result] if result.returns_rows else None
         c = self._compiled(conn.dialect)
         args = c.bind(params)
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        try:
-            cursor = raw.execute(c.sql, args)
-        except Exception as exc:
-            reraise(conn, c.sql, args, exc)
+        cursor = driver_execute(conn, c.sql, args)
         return cursor.fetchall() if cursor.description is not None else None
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -155,16 +168,10 @@ class Prepared:
             conn.execute(self.stmt, [dict(r) for r in rows])
             return
         c = self._compiled(conn.dialect)
-        args = [c.bind(r) for r in rows]
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        try:
-            if len(args) == 1:
-                raw.execute(c.sql, args[0])
-            else:
-                raw.executemany(c.sql, args)
-        except Exception as exc:
-            reraise(conn, c.sql, args, exc)
+        if len(rows) == 1:
+            driver_execute(conn, c.sql, c.bind(rows[0]))
+        else:
+            driver_executemany(conn, c.sql, [c.bind(r) for r in rows])
 
     def executemany_values(
         self, conn: Connection, names: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -177,13 +184,7 @@ class Prepared:
             conn.execute(self.stmt, [dict(zip(names, r, strict=True)) for r in rows])
             return
         c = self._compiled(conn.dialect)
-        args = c.values(names, rows)
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        try:
-            raw.executemany(c.sql, args)
-        except Exception as exc:
-            reraise(conn, c.sql, args, exc)
+        driver_executemany(conn, c.sql, c.values(names, rows))
 
 
 def marks(values: Sized) -> str:
@@ -199,12 +200,8 @@ def select_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[A
     if "%" in sql:
         raise ValueError("select_rows: no % in the SQL (it is the other drivers' marker)")
     if fast(conn):
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        try:
-            return list(raw.execute(sql, args).fetchall())
-        except Exception as exc:
-            reraise(conn, sql, args, exc)
+        named = conn.dialect.name != "sqlite"  # psycopg: %s markers (format and pyformat alike)
+        return list(driver_execute(conn, sql.replace("?", "%s") if named else sql, args).fetchall())
     style = conn.dialect.paramstyle
     if style == "qmark":  # SQLite outside a transaction
         return conn.exec_driver_sql(sql, args).all()
@@ -214,8 +211,39 @@ def select_rows(conn: Connection, sql: str, args: tuple[Any, ...]) -> Sequence[A
 
 
 def fast(conn: Connection) -> bool:
-    """SQLite, inside a transaction SQLAlchemy began (so the DBAPI work is part of it)."""
-    return conn.dialect.name == "sqlite" and conn.in_transaction()
+    """SQLite or PostgreSQL, inside a transaction SQLAlchemy began (so the DBAPI work is part of
+    it)."""
+    return conn.dialect.name in _FAST_DIALECTS and conn.in_transaction()
+
+
+_FAST_DIALECTS = frozenset({"sqlite", "postgresql"})
+
+
+def driver_execute(conn: Connection, sql: str, args: Any) -> Any:
+    """Run on the connection's DBAPI connection; its cursor. sqlite3 runs straight on the
+    connection; psycopg's connection has no ``executemany``, so both go through a cursor there."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        if conn.dialect.name == "sqlite":
+            return raw.execute(sql, args)
+        cursor = raw.cursor()
+        cursor.execute(sql, args)
+        return cursor
+    except Exception as exc:
+        reraise(conn, sql, args, exc)
+
+
+def driver_executemany(conn: Connection, sql: str, rows: Sequence[Any]) -> None:
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        if conn.dialect.name == "sqlite":
+            raw.executemany(sql, rows)
+        else:
+            raw.cursor().executemany(sql, rows)
+    except Exception as exc:
+        reraise(conn, sql, rows, exc)
 
 
 def reraise(conn: Connection, sql: str, params: Any, exc: Exception) -> NoReturn:
@@ -264,7 +292,7 @@ _SEEN_LIMIT = 1024
 def reused_select(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Result[Any] | None:
     """Run a SELECT that is executed again and again (a statement built once, with bind
     parameters) on the driver, returning the same rows SQLAlchemy would (attribute, key and column
-    access, type processing). None when this statement does not qualify: not SQLite, not a plain
+    access, type processing). None when this statement does not qualify: not SQLite or PostgreSQL, not a plain
     SELECT, or the first time it is seen (a statement built per call never is seen twice)."""
     if not fast(conn) or not isinstance(stmt, sa.Select):
         return None
@@ -282,11 +310,5 @@ def reused_select(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Res
         except Exception:
             return None
         _SEEN[key] = (stmt, reused)
-    args = reused.compiled.bind(params)
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    try:
-        rows = raw.execute(reused.compiled.sql, args).fetchall()
-    except Exception as exc:
-        reraise(conn, reused.compiled.sql, args, exc)
+    rows = driver_execute(conn, reused.compiled.sql, reused.compiled.bind(params)).fetchall()
     return IteratorResult(reused.metadata, iter(rows))
