@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from conftest import Caller, err, ok
 from krabs.accounts import create_account
-from krabs.engine import Engine
+from krabs.engine import CallRequest, Engine
 from krabs.runs.attach import insert_run
 from krabs.store.tables import approvals, contacts, runs
 
@@ -308,6 +308,39 @@ def test_a_waiting_caller_is_woken_by_the_decision(
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "approval_rejected"
         assert _live_contacts(engine, account) == 1
+
+
+def test_a_decision_made_by_another_process_wakes_the_waiting_caller(
+    call: Caller, engine: Engine, account: Any, gated: dict[str, Any], live: Any
+) -> None:
+    """Decided through a second engine on the same database (``krabs approval decide`` in embedded
+    mode, or another server): on SQLite no hub carries that to this process, so the waiter looks at
+    its approval itself every second and is answered long before its wait runs out."""
+    import time
+
+    from krabs.store.db import Store
+
+    held = _waiting_delete(live, gated, "wait-elsewhere", "wait=25")
+    approval_id = _pending(call, gated["run"])
+    elsewhere = Engine(Store(engine.store.url), engine.settings)
+    try:
+        decided_at = time.monotonic()
+        outcome = elsewhere.call(
+            CallRequest(
+                op="approval.decide",
+                args={"id": approval_id, "decision": "approve"},
+                api_key=account.secret,
+            )
+        )
+        assert outcome.ok, outcome.error
+        held["thread"].join(30)
+        waited = time.monotonic() - decided_at
+    finally:
+        elsewhere.store.dispose()
+    response = held["response"]
+    assert response.status_code == 200, response.text
+    assert response.json()["deleted"] is True
+    assert waited < 10, f"answered {waited:.1f} s after the decision: its wait ran out first"
 
 
 @pytest.mark.parametrize(

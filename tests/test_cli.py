@@ -348,3 +348,61 @@ def test_every_operation_runs_in_embedded_mode(name, embedded_every):
     result = run(name, args)
     assert isinstance(result, dict)
     load_registry().get(name).output.model_validate(result)
+
+
+def test_wait_holds_a_gated_call_until_a_human_decides_remote(remote, engine, account):
+    """``--wait SECONDS`` is HTTP's ``Prefer: wait``: the gated delete is held until a human
+    decides, then prints its outcome."""
+    _held_until_decided(remote, engine, account)
+
+
+def test_wait_holds_a_gated_call_until_a_human_decides_embedded(embedded):
+    """The same in embedded mode, the decision made by another engine on the same file (as the
+    server or another ``krabs`` process would): the waiter finds it by looking, not by an event."""
+    from pathlib import Path
+
+    from krabs.accounts import create_account
+    from krabs.app import open_engine
+    from krabs.config import Settings
+
+    engine = open_engine(Settings(data_dir=Path(embedded["KRABS_DATA_DIR"])))
+    try:
+        _held_until_decided(embedded, engine, create_account(engine.store, "Waiting"))
+    finally:
+        engine.store.dispose()
+
+
+def _held_until_decided(env: dict[str, Any], engine: Engine, account: Any) -> None:
+    import threading
+    import time
+
+    from krabs.engine import CallRequest
+
+    def admin(op: str, args: dict[str, Any]) -> Any:
+        outcome = engine.call(CallRequest(op=op, args=args, api_key=account.secret))
+        assert outcome.ok, outcome.error
+        return outcome.result
+
+    agent = admin("api_key.create", {"name": "w", "agent_id": "agent_waits", "scopes": ["write"]})
+    admin("approval_policy.set", {"agent_id": "agent_waits", "rules": [{"op": "contact.delete"}]})
+    with engine.store.transaction() as conn:
+        run = insert_run(conn, account_id=account.account_id, agent_id="agent_waits", name="gated")
+    contact = admin("contact.create", {"display_name": "Held"})["id"]
+    agent_env = {**env, "KRABS_API_KEY": agent["secret"], "KRABS_RUN_ID": run}
+
+    refused = krabs(agent_env, "contact", "delete", "--id", contact, "--wait", "-1")
+    assert refused.exit_code == 2 and "--wait" in refused.stderr
+
+    def decide() -> None:
+        for _ in range(400):  # bounded: until the held call has asked
+            pending = admin("approval.list", {"status": "pending", "run_id": run})["data"]
+            if pending:
+                admin("approval.decide", {"id": pending[0]["id"], "decision": "approve"})
+                return
+            time.sleep(0.05)
+
+    decider = threading.Thread(target=decide, daemon=True)
+    decider.start()
+    held = krabs(agent_env, "contact", "delete", "--id", contact, "--wait", "20", "-o", "json")
+    decider.join(30)
+    assert out(held)["deleted"] is True

@@ -161,6 +161,25 @@ def test_429_and_5xx_are_retried_honouring_retry_after():
     assert len(seen) == 3 and len({key for _, key in seen}) == 1
 
 
+def test_wait_sends_prefer_and_gives_the_call_that_much_longer():
+    seen: list[tuple[str | None, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/schema":
+            return httpx.Response(200, json=_mock_schema({"contact.delete": True}))
+        seen.append((request.headers.get("prefer"), request.extensions["timeout"]["read"]))
+        return httpx.Response(200, json={"deleted": True})
+
+    mock = httpx.MockTransport(handler)
+    with Client("http://krabs.test", "k", timeout=10, transport=mock) as c:
+        assert c.call("contact.delete", {"id": "ct_1"}, wait=2.5) == {"deleted": True}
+        c.call("contact.delete", {"id": "ct_1"})
+        for bad in (-1, float("nan"), float("inf"), 1e9):
+            with pytest.raises(ValueError, match="wait"):
+                c.call("contact.delete", {"id": "ct_1"}, wait=bad)
+    assert seen == [("wait=3", 13), (None, 10)]
+
+
 def test_retries_are_bounded():
     attempts = []
 

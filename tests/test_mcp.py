@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
-from conftest import free_port
+from conftest import free_port, ok
 from krabs.accounts import NewAccount
 from krabs.compliance.mcp_leg import call_over_mcp
 from krabs.contract.models import Args, Out
@@ -429,6 +429,51 @@ def test_run_precedence_meta_then_header_then_session_else_default(live, account
     bare_run = run_row(engine.store, bare.meta["krabs/run_id"])
     expected = "mcp session" if era == "legacy" else "default"
     assert bare_run.name == expected and bare_run.account_id == account.account_id
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_a_call_held_at_an_approval_gate_waits_for_the_decision(live, account, engine, call, era):
+    """``_meta["krabs/wait"]`` is HTTP's ``Prefer: wait=N``: the gated call is held until a human
+    decides, then answers the outcome; a wait that is no number of seconds is refused, typed."""
+    agent = ok(call("api_key.create", {"name": "a", "agent_id": "agent_mcp", "scopes": ["write"]}))
+    policy = {"agent_id": "agent_mcp", "rules": [{"op": "contact.delete"}]}
+    ok(call("approval_policy.set", policy))
+    held_run = new_run(engine.store, account)
+    with engine.store.transaction() as conn:
+        conn.execute(runs.update().where(runs.c.id == held_run).values(agent_id="agent_mcp"))
+    contact = ok(call("contact.create", {"display_name": "Held"}, key=agent["secret"]))
+    meta = {"krabs/run_id": held_run}
+
+    def decide() -> None:
+        for _ in range(400):  # bounded: until the held call has asked
+            found = ok(call("approval.list", {"status": "pending", "run_id": held_run}))["data"]
+            if found:
+                ok(call("approval.decide", {"id": found[0]["id"], "decision": "approve"}))
+                return
+            time.sleep(0.05)
+        raise AssertionError("the held call never asked for an approval")
+
+    async def body() -> list[Any]:
+        async with connect(live.url, agent["secret"], era) as c:
+            bad = [
+                await c.call_tool("contact_delete", {"id": contact["id"]}, meta={**meta, **w})
+                for w in ({"krabs/wait": "10"}, {"krabs/wait": -1}, {"krabs/wait": True})
+            ]
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(anyio.to_thread.run_sync, decide)
+                waited = await c.call_tool(
+                    "contact_delete", {"id": contact["id"]}, meta={**meta, "krabs/wait": 20}
+                )
+        return [*bad, waited]
+
+    *bad, waited = run(body)
+    for refused in bad:
+        error = refused.structured_content["error"]
+        assert refused.is_error and error["code"] == "invalid_argument"
+        assert error["param"] == '_meta["krabs/wait"]'
+    assert waited.is_error is False, waited.structured_content
+    assert waited.structured_content["deleted"] is True
+    assert waited.meta["krabs/run_id"] == held_run
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -109,10 +109,13 @@ class Client(Base):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> dict[str, Any]:
-        """Call ``op`` with ``args`` and return its result (a dry-run returns the plan)."""
+        """Call ``op`` with ``args`` and return its result (a dry-run returns the plan). ``wait``:
+        seconds a call held at an approval gate may wait for a human's decision (``Prefer:
+        wait``), answering the outcome instead of ``approval_required`` when one comes in time."""
         return self.request(
-            op, args, dry_run=dry_run, idempotency_key=idempotency_key, run=run
+            op, args, dry_run=dry_run, idempotency_key=idempotency_key, run=run, wait=wait
         ).result
 
     def request(
@@ -123,11 +126,15 @@ class Client(Base):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> Response:
         """Like ``call`` but returns the ``Response`` (replayed flag, action id, run id)."""
         self.schema  # noqa: B018  (knowing which operations mutate decides the key)
-        body, headers, key = self._prepare(op, args, dry_run, idempotency_key, run)
-        response = self._send(op, lambda: self._http.post(f"/v1/{op}", json=body, headers=headers))
+        body, headers, key = self._prepare(op, args, dry_run, idempotency_key, run, wait)
+        timeout = self._timeout_for(wait)
+        response = self._send(
+            op, lambda: self._http.post(f"/v1/{op}", json=body, headers=headers, timeout=timeout)
+        )
         return self._finish(op, response, key)
 
     def _send(self, op: str, send: Callable[[], httpx.Response]) -> httpx.Response:

@@ -58,9 +58,10 @@ class AsyncClient(Base):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> dict[str, Any]:
         response = await self.request(
-            op, args, dry_run=dry_run, idempotency_key=idempotency_key, run=run
+            op, args, dry_run=dry_run, idempotency_key=idempotency_key, run=run, wait=wait
         )
         return response.result
 
@@ -72,11 +73,13 @@ class AsyncClient(Base):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> Response:
         await self.load_schema()
-        body, headers, key = self._prepare(op, args, dry_run, idempotency_key, run)
+        body, headers, key = self._prepare(op, args, dry_run, idempotency_key, run, wait)
+        timeout = self._timeout_for(wait)
         response = await self._send(
-            op, lambda: self._http.post(f"/v1/{op}", json=body, headers=headers)
+            op, lambda: self._http.post(f"/v1/{op}", json=body, headers=headers, timeout=timeout)
         )
         return self._finish(op, response, key)
 

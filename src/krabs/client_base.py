@@ -3,6 +3,7 @@ policy, and the namespaces (``client.contact.create``) generated from the schema
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import uuid
@@ -89,11 +90,16 @@ class Base:
         dry_run: bool,
         idempotency_key: str | None,
         run: str | None,
+        wait: float | None = None,
     ) -> tuple[dict[str, Any], dict[str, str], str | None]:
         body = dict(args or {})
         if dry_run:
             body["dry_run"] = True
         headers = self._headers()
+        if wait:
+            if not 0 < wait < 1e6:
+                raise ValueError("wait must be a number of seconds from 0")
+            headers["Prefer"] = f"wait={math.ceil(wait)}"  # RFC 7240; whole seconds
         run = run or self._run
         if run:
             headers["X-Krabs-Run"] = run
@@ -128,6 +134,10 @@ class Base:
             idempotency_key=key,
             headers=dict(h),
         )
+
+    def _timeout_for(self, wait: float | None) -> float:
+        """A call that may wait at an approval gate gets that much longer to answer."""
+        return self._timeout + (math.ceil(wait) if wait else 0)
 
     def _wait(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retry ``attempt`` (1-based), or None when not retryable."""

@@ -5,9 +5,13 @@ outcome: executed once approved, ``approval_rejected`` once rejected, still ``ap
 when the wait ran out.
 
 The waiter is woken by the decision's ``run.input`` event on the live hub, which carries it from
-this node's writers and, on PostgreSQL, from every other node (LISTEN/NOTIFY): no polling. It
-subscribes before it reads the approval's state, so a decision that lands in between is seen either
-way. A waiter never holds a database connection or a worker thread while it waits."""
+this node's writers and, on PostgreSQL, from every other node (LISTEN/NOTIFY). It subscribes before
+it reads the approval's state, so a decision that lands in between is seen either way. A decision
+no hub carries here (on SQLite, one made by another process on the same file: ``krabs approval
+decide`` in embedded mode, a second server) is found by a look at the approval every
+``RECHECK_SECONDS``. A waiter never holds a database connection or a worker thread while it waits.
+The same wait serves every transport: HTTP's ``Prefer: wait=N``, MCP's ``_meta["krabs/wait"]``,
+the SDK's and the CLI's ``wait``."""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ import sqlalchemy as sa
 from krabs.engine import CallRequest, Engine, Outcome
 from krabs.runs.hub import hub_for
 from krabs.store.tables import approvals
+
+#: How often a waiter looks at its approval itself, for decisions no hub of this process hears.
+RECHECK_SECONDS = 1.0
 
 
 async def acall_waiting(engine: Engine, request: CallRequest, wait: float) -> Outcome:
@@ -70,9 +77,12 @@ async def decided(engine: Engine, approval_id: str, run_id: str, deadline: float
                 if left <= 0:
                     return False
                 try:
-                    event = await asyncio.wait_for(sub.get(), left)
-                except TimeoutError:
-                    return False
+                    event = await asyncio.wait_for(sub.get(), min(left, RECHECK_SECONDS))
+                except TimeoutError:  # decided where no hub of this process hears it?
+                    again = await asyncio.to_thread(status)
+                    if again is None or again[1] != "pending":
+                        return again is not None
+                    continue
                 if event is None:  # cut off for falling behind a busy run: look again
                     break
                 if event.type == "run.input" and _names(event.data, approval_id):

@@ -146,6 +146,15 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
                 help="Replaying the same key returns the first result without a second write.",
             )
         )
+        params.append(
+            click.Option(
+                [flag("wait"), "wait"],
+                type=click.FloatRange(0, 1e6, max_open=True),
+                metavar="SECONDS",
+                help="Held at an approval gate, wait this long for a human's decision and print "
+                "the outcome (HTTP's Prefer: wait).",
+            )
+        )
     params += [
         click.Option(
             [flag("run"), "run"], envvar="KRABS_RUN_ID", help="Attach to this run (KRABS_RUN_ID)."
@@ -171,6 +180,7 @@ def build_command(name: str, entry: dict[str, Any]) -> click.Command:
                 "dry_run": bool(values.get("dry_run")),
                 "idempotency_key": values.get("idempotency_key"),
                 "run": values.get("run"),
+                "wait": values.get("wait"),
             }
             if values.get("to_file"):
                 result = export_to_file(

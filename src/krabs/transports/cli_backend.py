@@ -37,6 +37,7 @@ class Backend(Protocol):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -71,9 +72,10 @@ class RemoteBackend:
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> dict[str, Any]:
         return self.client.call(
-            op, args, dry_run=dry_run, idempotency_key=idempotency_key, run=run or None
+            op, args, dry_run=dry_run, idempotency_key=idempotency_key, run=run or None, wait=wait
         )
 
 
@@ -107,6 +109,7 @@ class EmbeddedBackend:
         dry_run: bool = False,
         idempotency_key: str | None = None,
         run: str | None = None,
+        wait: float | None = None,
     ) -> dict[str, Any]:
         from krabs.engine import CallRequest
 
@@ -120,7 +123,14 @@ class EmbeddedBackend:
             run_id=run or None,
             transport="cli",
         )
-        outcome = self.engine.call(request)
+        if wait:  # held at an approval gate: the decision is found as a server's waiter finds it
+            import asyncio
+
+            from krabs.runs.approval_wait import acall_waiting
+
+            outcome = asyncio.run(acall_waiting(self.engine, request, wait))
+        else:
+            outcome = self.engine.call(request)
         if outcome.error is not None:
             e = outcome.error
             raise make_error(

@@ -50,7 +50,7 @@ def call_with_file(
     **options: Any,
 ) -> dict[str, Any]:
     """Call ``name`` with ``path`` as its file argument (``options``: dry_run, idempotency_key,
-    run, as ``Backend.call``)."""
+    run, wait, as ``Backend.call``)."""
     field = str(entry["file_argument"])
     to_upload = "upload" in entry.get("input", {}).get("properties", {})
     try:
@@ -133,16 +133,22 @@ def _remote(
     dry_run: bool = False,
     idempotency_key: str | None = None,
     run: str | None = None,
+    wait: float | None = None,
 ) -> dict[str, Any]:
     client = backend.client
     client.schema  # noqa: B018  (which operations mutate decides the idempotency key)
-    body, headers, key = client._prepare(name, args, dry_run, idempotency_key, run or None)
+    body, headers, key = client._prepare(name, args, dry_run, idempotency_key, run or None, wait)
     params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
     headers["Content-Type"] = "text/plain; charset=utf-8"
+    timeout = client._timeout_for(wait)
     response = client._send(
         name,
         lambda: client._http.post(
-            f"/v1/{name}", content=_chunks(path, advance), params=params, headers=headers
+            f"/v1/{name}",
+            content=_chunks(path, advance),
+            params=params,
+            headers=headers,
+            timeout=timeout,
         ),
     )
     return client._finish(name, response, key).result

@@ -41,6 +41,7 @@ from krabs.contract.errors import KrabsError
 from krabs.contract.ids import new_id
 from krabs.contract.registry import Operation
 from krabs.engine import CallRequest, Engine, Outcome, Principal
+from krabs.runs.approval_wait import acall_waiting
 from krabs.transports.http import _request_id, bearer, error_response
 from krabs.transports.mcp_tools import Catalog
 
@@ -145,19 +146,22 @@ class KrabsMcp:
             idempotency_key = _text(args.pop("idempotency_key", None), "idempotency_key")
             run_id = _text(meta.get("krabs/run_id"), '_meta["krabs/run_id"]') or wire.header_run
             run_id = run_id or await self.implicit_run(wire)
+            wait = _seconds(meta.get("krabs/wait"), '_meta["krabs/wait"]')
         except KrabsError as exc:
             return render(op, Outcome.failure(exc), request_id)
-        outcome = await self.engine.acall(
-            CallRequest(
-                op=op.name,
-                args=args,
-                api_key=wire.api_key,
-                principal=wire.principal,
-                idempotency_key=idempotency_key,
-                run_id=run_id,
-                transport="mcp",
-                request_id=request_id,
-            )
+        call = CallRequest(
+            op=op.name,
+            args=args,
+            api_key=wire.api_key,
+            principal=wire.principal,
+            idempotency_key=idempotency_key,
+            run_id=run_id,
+            transport="mcp",
+            request_id=request_id,
+        )
+        # HTTP's ``Prefer: wait=N``: held at an approval gate, wait for the decision.
+        outcome = await (
+            acall_waiting(self.engine, call, wait) if wait else self.engine.acall(call)
         )
         return render(op, outcome, request_id)
 
@@ -187,6 +191,17 @@ def _text(value: Any, param: str) -> str | None:
     if value is None or isinstance(value, str):
         return value or None
     raise KrabsError("invalid_argument", f"{param} must be a string", param=param)
+
+
+def _seconds(value: Any, param: str) -> float:
+    """A number of seconds, 0 when absent."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
+        raise KrabsError(
+            "invalid_argument", f"{param} must be a number of seconds from 0", param=param
+        )
+    return float(value)
 
 
 def render(op: Operation, outcome: Outcome, request_id: str) -> types.CallToolResult:
