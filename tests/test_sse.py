@@ -348,6 +348,51 @@ def test_firehose_never_serves_past_a_lower_id_still_in_flight(http, engine, acc
     assert int(first.id) == after
 
 
+def test_another_accounts_transaction_in_flight_does_not_hold_a_firehose_back(
+    http, engine, account
+):
+    """The horizon that keeps a firehose whole counts only the writers of its own account: a long
+    transaction of another account holding a lower id does not stall it (it stalls the global
+    horizon, which no stream uses)."""
+    if engine.store.is_sqlite:
+        pytest.skip("SQLite serializes writers: commit order is id order")
+    from krabs.runs.events import settled_horizon
+
+    busy = create_account(engine.store, "busy neighbour")
+    with engine.store.transaction() as conn:
+        theirs = insert_run(conn, account_id=busy.account_id, agent_id="agent_x", name="long")
+    mine = new_run(http, "mine")
+    slow = engine.store.engine.connect()
+    slow_tx = slow.begin()
+    try:
+        low, _ = append_event(
+            slow, account_id=busy.account_id, run_id=theirs, type="span", data={"n": 1}
+        )
+        with engine.store.transaction() as conn:
+            high, _ = append_event(
+                conn, account_id=account.account_id, run_id=mine, type="span", data={"n": 2}
+            )
+            events = take_pending(conn)
+        hub_for(engine.store.engine).publish(events)
+        assert low < high
+        got: list[int] = []
+
+        def read() -> None:
+            params = {"after_id": high - 1}
+            with connect_sse(http, "GET", "/v1/runs/stream", params=params) as stream:
+                got.append(int(next(e for e in events_of(stream) if e.data).id))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(5)  # bounded: without the account's own horizon it waits for their commit
+        assert got == [high], "the firehose waited for another account's transaction"
+        with engine.store.connect(write=False) as conn:
+            assert settled_horizon(conn) < high <= settled_horizon(conn, account.account_id)
+    finally:
+        slow_tx.commit()
+        slow.close()
+
+
 # -- auth and aliases -------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ committed, hands them to the hub (``take_pending``); a rolled-back writer drops 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,34 +145,67 @@ _NOTIFY_INSERT = Prepared(
 
 #: Advisory lock keys of in-flight event writers: this bit plus a value of the event id sequence.
 LOCK_BASE = 1 << 62
+#: The second key of the lock that tags an in-flight writer with an account ('krbs'); the first is
+#: the account's ``account_key``.
+ACCOUNT_TAG = 0x6B726273
 #: Taken once per PostgreSQL transaction before its first event takes an id: a shared (never
-#: waiting) lock on the sequence's last value, so an in-flight writer's ids are all above its key.
+#: waiting) lock on the sequence's last value, so an in-flight writer's ids are all above its key,
+#: and one naming the account whose events it writes.
 _LOCK_BEFORE_ID = Prepared(
     sa.text(
         "SELECT pg_advisory_xact_lock_shared(CAST(:base AS bigint) + coalesce("
-        "pg_sequence_last_value(CAST(pg_get_serial_sequence('run_events', 'id') AS regclass)), 0))"
+        "pg_sequence_last_value(CAST(pg_get_serial_sequence('run_events', 'id') AS regclass)), 0)),"
+        " pg_advisory_xact_lock_shared(CAST(:acct AS integer), CAST(:tag AS integer))"
     )
 )
+#: A second account's events in the same transaction: its tag only (the id lock is held already).
+_TAG_ACCOUNT = Prepared(
+    sa.text("SELECT pg_advisory_xact_lock_shared(CAST(:acct AS integer), CAST(:tag AS integer))")
+)
 _MAX_ID = sa.text("SELECT coalesce(max(id), 0) FROM run_events")
+_THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"
+_ID_LOCKS = (
+    "g.locktype = 'advisory' AND g.objsubid = 1 AND g.classid::bigint >= "
+    f"(CAST(:base AS bigint) >> 32) AND g.database = {_THIS_DATABASE}"
+)
 #: The lowest key an in-flight event writer holds (any schema of this database: only cautious).
 _LOWEST_IN_FLIGHT = sa.text(
-    "SELECT min(((classid::bigint << 32) | objid::bigint) - CAST(:base AS bigint)) FROM pg_locks "
-    "WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint >= (CAST(:base AS bigint) >> 32) "
-    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    "SELECT min(((g.classid::bigint << 32) | g.objid::bigint) - CAST(:base AS bigint)) "
+    f"FROM pg_locks g WHERE {_ID_LOCKS}"
+)
+#: The same, among the writers tagged with one account (a hash collision only adds caution).
+_LOWEST_IN_FLIGHT_OF = sa.text(
+    "SELECT min(((g.classid::bigint << 32) | g.objid::bigint) - CAST(:base AS bigint)) "
+    f"FROM pg_locks g JOIN pg_locks a ON a.pid = g.pid WHERE {_ID_LOCKS} "
+    "AND a.locktype = 'advisory' AND a.objsubid = 2 AND a.database = g.database "
+    "AND a.classid::bigint = :acct AND a.objid::bigint = :tag"
 )
 
 
-def _lock_before_id(conn: Connection) -> None:
-    """Once per transaction, before the transaction's first event id (see ``settled_horizon``)."""
+def account_key(account_id: str) -> int:
+    """The account's advisory lock key: 31 bits of a hash of its id."""
+    digest = hashlib.blake2b(account_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def _lock_before_id(conn: Connection, account_id: str) -> None:
+    """Before the transaction's first event id, and before its first event of each account (see
+    ``settled_horizon``)."""
     tx = conn.get_transaction()
-    if conn.info.get("krabs_id_lock") is not tx:
-        _LOCK_BEFORE_ID.execute(conn, {"base": LOCK_BASE})
-        conn.info["krabs_id_lock"] = tx
+    held = conn.info.get("krabs_id_lock")
+    params = {"acct": account_key(account_id), "tag": ACCOUNT_TAG}
+    if held is None or held[0] is not tx:
+        _LOCK_BEFORE_ID.execute(conn, {"base": LOCK_BASE, **params})
+        conn.info["krabs_id_lock"] = (tx, {account_id})
+    elif account_id not in held[1]:
+        _TAG_ACCOUNT.execute(conn, params)
+        held[1].add(account_id)
 
 
-def settled_horizon(conn: Connection) -> int:
-    """The highest global event id at or below which every event is settled (committed, or rolled
-    back for good): a reader that serves ids in order up to here never skips one that commits later.
+def settled_horizon(conn: Connection, account_id: str | None = None) -> int:
+    """The highest global event id at or below which every event (of ``account_id``, if given) is
+    settled (committed, or rolled back for good): a reader that serves ids in order up to here
+    never skips one that commits later.
 
     Ids come from a sequence (CACHE 1: handed out in increasing order) when an event is inserted,
     and on PostgreSQL transactions commit in any order, so id 10 may become visible after id 11.
@@ -179,12 +213,18 @@ def settled_horizon(conn: Connection) -> int:
     before it takes any id, and holds it to its end: its ids are all above its key. So, reading the
     highest visible id M, then the lowest key K held, every id up to min(M, K) was taken before M
     (so its writer locked before that) and its writer either still holds a key ≤ K below it (then
-    the id is above K) or has ended (then a later statement sees it). On SQLite writers are
-    serialized: what is visible is always a prefix."""
+    the id is above K) or has ended (then a later statement sees it). A writer also tags itself
+    with each account whose events it writes, before their ids: for one account's events only its
+    writers count, so another account's long transaction does not hold them back. On SQLite
+    writers are serialized: what is visible is always a prefix."""
     highest = int(conn.execute(_MAX_ID).scalar_one())
     if conn.dialect.name != "postgresql":
         return highest
-    lowest = conn.execute(_LOWEST_IN_FLIGHT, {"base": LOCK_BASE}).scalar()
+    if account_id is None:
+        lowest = conn.execute(_LOWEST_IN_FLIGHT, {"base": LOCK_BASE}).scalar()
+    else:
+        params = {"base": LOCK_BASE, "acct": account_key(account_id), "tag": ACCOUNT_TAG}
+        lowest = conn.execute(_LOWEST_IN_FLIGHT_OF, params).scalar()
     return highest if lowest is None else min(highest, int(lowest))
 
 
@@ -266,7 +306,7 @@ def _insert(
     if conn.dialect.name == "postgresql":
         from krabs.runs.hub import node_prefix
 
-        _lock_before_id(conn)
+        _lock_before_id(conn, account_id)
         params = {
             **values,
             "channel": channel_of(conn),

@@ -192,7 +192,7 @@ async def firehose(
     await hub.ensure_listening()
     with hub.subscribe(account_id, maxsize=options.queue_size) as sub:
         yield _opening()
-        last = after_id if after_id is not None else await _read(db, settled_horizon)
+        last = after_id if after_id is not None else await _read(db, settled_horizon, account_id)
         horizon = last
 
         async def catch_up() -> AsyncIterator[str]:
@@ -239,7 +239,7 @@ def _settled_page(
     conn: Connection, account_id: str, after: int, filters: Filters
 ) -> tuple[list[RunEvent], int]:
     """One page of the account's settled events after ``after``, and the horizon it was read to."""
-    horizon = settled_horizon(conn)
+    horizon = settled_horizon(conn, account_id)
     if horizon <= after:
         return [], horizon
     page = read_firehose(
