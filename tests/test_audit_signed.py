@@ -220,3 +220,52 @@ def test_verification_agrees_with_rfc8032_and_the_signer():
     assert not verify(bytes(32), sig, leaf)
     other = SigningKey.generate()
     assert not verify(other.public, sig, leaf)
+
+
+def test_signing_off_is_a_setting(store, tmp_path, monkeypatch):
+    """``Settings.audit_signing`` (``KRABS_AUDIT_SIGNING=off``): records are still chained but go
+    unsigned, no key file is made, no checkpoint is signed, and key rotation refuses."""
+    from click.testing import CliRunner
+    from tests.conftest import test_settings
+
+    from krabs.accounts import create_account
+    from krabs.cli import cli
+    from krabs.config import Settings
+    from krabs.engine import CallRequest, Engine
+    from krabs.store.tables import audit_checkpoints
+
+    monkeypatch.setenv("KRABS_AUDIT_SIGNING", "off")
+    assert Settings.from_env().signing_dir is None
+    monkeypatch.setenv("KRABS_AUDIT_SIGNING", "")
+    assert Settings.from_env().signing_dir == Settings.from_env().data_dir
+
+    settings = test_settings(data_dir=tmp_path / "unsigned", audit_signing=False)
+    engine = Engine(store, settings)
+    acct = create_account(store, "unsigned")
+
+    def call(op: str, args: dict[str, Any]) -> Any:
+        outcome = engine.call(CallRequest(op=op, args=args, api_key=acct.secret))
+        assert outcome.ok, outcome.error
+        return outcome.result
+
+    for n in range(2):
+        call("contact.create", {"display_name": f"Unsigned {n}"})
+    run = call("run.create", {"name": "closed"})["id"]
+    call("run.close", {"id": run})
+    rows = records(engine, acct.account_id)
+    assert [r.seq for r in rows] == [1, 2, 3, 4]  # two contacts, the run's creation and close
+    assert all(r.signature is None and r.signing_key is None for r in rows)
+    assert call("audit.key", {})["active"] is None
+    assert not key_path(settings.data_dir).exists()
+    with store.connect(write=False) as conn:
+        signed = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(audit_checkpoints)
+            .where(audit_checkpoints.c.account_id == acct.account_id)
+        ).scalar_one()
+    assert signed == 0
+
+    env = {"KRABS_AUDIT_SIGNING": "off", "KRABS_DATA_DIR": str(tmp_path / "cli")}
+    refused = CliRunner().invoke(cli, ["audit", "rotate-key"], env=env)
+    assert refused.exit_code != 0 and "signing is off" in refused.output
+    assert not key_path(tmp_path / "cli").exists()

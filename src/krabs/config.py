@@ -48,6 +48,9 @@ class Settings:
     #: On SQLite, the longest a write waits for the single writer (a long import holds it) before
     #: it is answered ``busy`` without being run. 0: wait as long as it takes.
     write_wait_seconds: float = 10.0
+    #: Sign every audit record and checkpoint with this node's key (``KRABS_AUDIT_SIGNING=off``
+    #: exists for the benchmark that measures what signing costs).
+    audit_signing: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,7 +72,14 @@ class Settings:
             run_sweep_seconds=_float("KRABS_RUN_SWEEP_SECONDS", 300.0),
             spans_per_minute=_float("KRABS_SPANS_PER_MINUTE", 60.0),
             write_wait_seconds=_float("KRABS_WRITE_WAIT_SECONDS", 10.0),
+            audit_signing=os.environ.get("KRABS_AUDIT_SIGNING", "").lower()
+            not in ("off", "0", "no", "false"),
         )
+
+    @property
+    def signing_dir(self) -> Path | None:
+        """Where the audit signing key lives, or None when signing is off."""
+        return self.data_dir if self.audit_signing else None
 
     @property
     def url(self) -> str:

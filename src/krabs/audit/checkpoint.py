@@ -162,7 +162,7 @@ def sign_checkpoint(
     """Sign (and store) a checkpoint of the account's log at its current head, inside the caller's
     transaction, and return it (the existing one when the head already has one). None when signing
     is off. Called when a run closes, with the run's ``uow.conn``, ``uow.account_id`` and
-    ``uow.data_dir``."""
+    ``uow.signing_dir``."""
     signer = signer_for(data_dir)
     if signer is None:
         return None

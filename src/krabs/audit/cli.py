@@ -160,7 +160,9 @@ def rotate_key_command() -> None:
     from krabs.audit.rotation import rotate_key
 
     settings = Settings.from_env()
-    done = rotate_key(open_store(settings), settings.data_dir)
+    if settings.signing_dir is None:
+        raise click.ClickException("audit signing is off (KRABS_AUDIT_SIGNING); nothing to rotate")
+    done = rotate_key(open_store(settings), settings.signing_dir)
     click.echo(
         f"rotated {done['old_key']} -> {done['new_key']} on {len(done['accounts'])} account(s)"
     )

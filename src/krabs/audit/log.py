@@ -258,7 +258,7 @@ def _chain(
     if memo is not None:
         memo[("audit_head", uow.account_id)] = (seq, record_hash)
     if signed and not uow.dry_run:  # a dry-run's checkpoint would be rolled back, yet remembered
-        checkpoint.after_append(conn, uow.account_id, seq, uow.data_dir)
+        checkpoint.after_append(conn, uow.account_id, seq, uow.signing_dir)
     return {**record, "hash": record_hash}
 
 
@@ -267,7 +267,7 @@ def sign_record(
 ) -> dict[str, str]:
     """The signed log (kept apart from the chain): the ``signature`` and ``signing_key`` columns of
     the record's row, an Ed25519 signature of its Merkle leaf hash. Empty when signing is off."""
-    signer = signing.signer_for(uow.data_dir)
+    signer = signing.signer_for(uow.signing_dir)
     if signer is None:
         return {}
     key_name, signature = signer.sign_record(

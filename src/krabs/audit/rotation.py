@@ -38,7 +38,7 @@ def rotate_key(store: Store, data_dir: Path) -> dict[str, Any]:
     old = read_key_file(path)
     signer = signer_for(data_dir)
     if signer is None:
-        raise RuntimeError("audit signing is off (KRABS_AUDIT_SIGNING); nothing to rotate")
+        raise RuntimeError("no signing key in the data directory; nothing to rotate")
     new = SigningKey.generate()
     staged = path.with_name(path.name + ".new")
     staged.unlink(missing_ok=True)
@@ -63,7 +63,12 @@ def _rotate_account(
 ) -> None:
     principal = Principal(account_id, None, AGENT, frozenset({"admin"}))
     uow = UnitOfWork(
-        conn=conn, principal=principal, run_id=None, dialect=conn.dialect.name, data_dir=data_dir
+        conn=conn,
+        principal=principal,
+        run_id=None,
+        dialect=conn.dialect.name,
+        data_dir=data_dir,
+        signing_dir=data_dir,
     )
     result = rotation_result(old.name, new.name, b64(new.public))
     log.prepare(

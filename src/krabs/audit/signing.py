@@ -16,7 +16,8 @@ Rotation (``krabs audit rotate-key``) replaces this node's key: every account's 
 ``audit.key_rotated`` record signed by the old key naming the new one, the old key's range closes
 there and a checkpoint is signed by both; a rotated-in key needs no pin of its own.
 
-``KRABS_AUDIT_SIGNING=off`` turns signing off; it exists for the benchmark that measures its cost."""
+``KRABS_AUDIT_SIGNING=off`` (``Settings.audit_signing``) turns signing off; it exists for the
+benchmark that measures its cost."""
 
 from __future__ import annotations
 
@@ -255,9 +256,10 @@ _signers_lock = threading.Lock()
 
 
 def signer_for(data_dir: Path | None) -> Signer | None:
-    """The process-wide signer of a data directory; None when signing is off or there is none.
-    On the write path: a dictionary lookup once the directory was seen."""
-    if data_dir is None or os.environ.get("KRABS_AUDIT_SIGNING", "").lower() in ("off", "0", "no"):
+    """The process-wide signer of a data directory; None without one (signing is off:
+    ``Settings.signing_dir``). On the write path: a dictionary lookup once the directory was
+    seen."""
+    if data_dir is None:
         return None
     signer = _by_dir.get(data_dir)
     if signer is None:

@@ -254,6 +254,7 @@ class Transaction:
                 dialect=self.store.dialect,
                 default_region=self.settings.default_region,
                 data_dir=self.settings.data_dir,
+                signing_dir=self.settings.signing_dir,
                 dry_run=call.dry_run,
             )
             try:

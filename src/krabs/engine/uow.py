@@ -70,6 +70,8 @@ class UnitOfWork:
     default_region: str | None = None
     #: Where files the call produces (exports) are written; None when the engine has no data dir.
     data_dir: Path | None = None
+    #: Where the audit signing key lives (``Settings.signing_dir``); None: records go unsigned.
+    signing_dir: Path | None = None
     #: A dry-run: the same handler, rolled back. Side effects outside the transaction (the
     #: checkpoint cache) must not believe what it wrote.
     dry_run: bool = False

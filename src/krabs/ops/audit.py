@@ -111,7 +111,7 @@ def get_key(uow: UnitOfWork, args: KeyArgs) -> dict[str, Any]:
     keys = [
         _key_object(r.name, r.public_key, from_seq=int(r.from_seq), to_seq=r.to_seq) for r in rows
     ]
-    signer = signer_for(uow.data_dir)
+    signer = signer_for(uow.signing_dir)
     active = None
     if signer is not None:
         from krabs.audit.signing import b64

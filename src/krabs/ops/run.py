@@ -266,7 +266,7 @@ def _end(uow: UnitOfWork, run_id: str, status: str, reason: str | None) -> dict[
     )
     # The end of a run is a signed checkpoint of the log: every write of the run is under it.
     if not uow.dry_run:
-        sign_checkpoint(uow.conn, uow.account_id, uow.data_dir, reason="run")
+        sign_checkpoint(uow.conn, uow.account_id, uow.signing_dir, reason="run")
     return one(uow, after)
 
 

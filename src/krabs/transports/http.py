@@ -251,7 +251,9 @@ def create_app(engine: Engine) -> Starlette:
         lifespan=lambda _app: lifespan(
             mcp.lifespan(),
             sweeper(engine.store, engine.settings.run_sweep_seconds),
-            audit_sweeper(engine.store, engine.settings.data_dir, engine.settings.undo_ttl_seconds),
+            audit_sweeper(
+                engine.store, engine.settings.signing_dir, engine.settings.undo_ttl_seconds
+            ),
             job_worker(engine),  # queued runs (POST /v1/run with queue, run.enqueue)
         ),
     )
