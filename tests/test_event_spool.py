@@ -299,7 +299,7 @@ def test_a_spooled_run_stays_nameable_until_it_is_committed(engine, account, hel
 
     ghost = "run_01HG7Z4X9Q8M2N7P3R5T6V8W"
     with held(engine):  # both wait for the writer, so the spool writes them as one batch
-        resolver._spool(principal, run_id, make)
+        resolver._spool(principal, run_id, make, "spooled")
         event = {"op": "contact.list", "args": {}}
         recorder(engine).spool.put(
             SpooledEvent(account.account_id, ghost, "contact.list", None, event, utcnow())
@@ -308,3 +308,39 @@ def test_a_spooled_run_stays_nameable_until_it_is_committed(engine, account, hel
     assert standing == [True, True]  # the batch, then the retry alone
     assert run_id not in resolver._spooled
     assert resolver.resolve(principal, run_id) == run_id  # written: found as any run
+
+
+def test_a_spooled_run_reads_as_open_and_streams_once_written(call, engine, account, held, live):
+    """Before its creation is written, ``run.get`` shows the day's run open and empty (not
+    ``not_found``) and its stream opens; once the writer is free its events arrive on that stream."""
+    import httpx
+    from httpx_sse import connect_sse
+
+    with held(engine) as holder:
+        first = call("contact.list", {})
+        if engine.store.is_sqlite:
+            assert default_runs(engine, account.account_id) == []  # still spooled
+        got = ok(call("run.get", {"id": first.run_id}))
+        assert (got["id"], got["status"], got["name"]) == (first.run_id, "open", "default")
+        seen: list[str] = []
+
+        def read() -> None:
+            headers = {"Authorization": f"Bearer {account.secret}"}
+            with (
+                httpx.Client(base_url=live.url, headers=headers, timeout=20) as http,
+                connect_sse(http, "GET", f"/v1/runs/{first.run_id}/stream") as stream,
+            ):
+                assert stream.response.status_code == 200
+                for event in stream.iter_sse():
+                    if event.data:
+                        seen.append(event.event)
+                    if len(seen) == 2:
+                        return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(0.5)  # the stream is open before the writer frees
+        holder.__exit__()
+        reader.join(20)
+    assert seen == ["run.started", "tool_call"]
+    assert ok(call("run.get", {"id": first.run_id}))["stats"]["calls"] >= 1

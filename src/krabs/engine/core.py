@@ -50,7 +50,7 @@ class Engine:
             steps.Validate(),
             ApprovalGate(store),
             steps.IdempotencyGuard(store, settings),
-            steps.Transaction(store, settings, self.keys),
+            steps.Transaction(store, settings, self.keys, self.runs),
             record.in_transaction,
             steps.IdempotentReplay(settings),
             steps.AuditAppend(settings),

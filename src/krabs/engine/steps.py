@@ -226,8 +226,10 @@ class Transaction:
     """Run the rest inside one transaction: commit a successful write, roll back everything else.
     A dry-run is the same call, rolled back, reported as its plan."""
 
-    def __init__(self, store: Store, settings: Settings, keys: KeyCache) -> None:
-        self.store, self.settings, self.keys = store, settings, keys
+    def __init__(
+        self, store: Store, settings: Settings, keys: KeyCache, runs: RunResolver | None = None
+    ) -> None:
+        self.store, self.settings, self.keys, self.runs = store, settings, keys, runs
 
     def __call__(self, call: Call, next: Next) -> Outcome:
         for _attempt in range(3):
@@ -255,6 +257,7 @@ class Transaction:
                 default_region=self.settings.default_region,
                 data_dir=self.settings.data_dir,
                 signing_dir=self.settings.signing_dir,
+                pending_run=self.runs.pending if self.runs is not None else None,
                 dry_run=call.dry_run,
             )
             try:

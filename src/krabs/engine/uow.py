@@ -72,6 +72,9 @@ class UnitOfWork:
     data_dir: Path | None = None
     #: Where the audit signing key lives (``Settings.signing_dir``); None: records go unsigned.
     signing_dir: Path | None = None
+    #: ``(account_id, run_id)`` -> the row of a run whose creation is still spooled, else None
+    #: (``RunResolver.pending``): reads of such a run see it before it is written.
+    pending_run: Callable[[str, str], dict[str, Any] | None] | None = None
     #: A dry-run: the same handler, rolled back. Side effects outside the transaction (the
     #: checkpoint cache) must not believe what it wrote.
     dry_run: bool = False

@@ -75,11 +75,16 @@ _RUN_ROW = sa.select(runs).where(
 
 
 def run_row(uow: UnitOfWork, run_id: str, param: str = "id") -> dict[str, Any]:
-    """The account's run with that id, else ``not_found``."""
+    """The account's run with that id, else ``not_found``. A run whose creation is still spooled
+    (a long transaction holds SQLite's writer) reads as it will be written; a write never sees
+    that, because the spool writes it before any later write."""
     row = uow.execute(_RUN_ROW, {"id": run_id, "acct": uow.account_id}).first()
-    if row is None:
+    if row is not None:
+        return dict(row._mapping)
+    pending = uow.pending_run(uow.account_id, run_id) if uow.pending_run is not None else None
+    if pending is None:
         raise KrabsError("not_found", f"no run with id {run_id!r} in this account", param=param)
-    return dict(row._mapping)
+    return pending
 
 
 def one(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:

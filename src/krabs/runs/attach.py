@@ -3,13 +3,16 @@ run, created on first use. Default-run ids are cached: once created they never c
 
 Creating a run is a write. When a long transaction (an import) holds SQLite's writer, the first call
 of the day (or of an MCP session) does not wait for it: the run's id stands at once and its creation
-is spooled ahead of the call's event (``krabs.runs.spool``), so a read answers meanwhile."""
+is spooled ahead of the call's event (``krabs.runs.spool``), so a read answers meanwhile; until it is
+written, reads of the run (``run.get``, its stream) see it as open and empty (``pending``)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,15 +28,44 @@ from krabs.store.tables import runs
 OPEN_STATUSES = ("open", "waiting_for_input")
 
 
+@dataclass(frozen=True)
+class PendingRun:
+    """A run whose creation is spooled: what its row will say."""
+
+    account_id: str
+    agent_id: str
+    name: str
+    default_day: str | None
+    created_at: str
+
+    def row(self, run_id: str) -> dict[str, Any]:
+        """The ``runs`` row it will be, open and without events yet."""
+        counters = ("last_seq", "calls", "errors", "writes", "input_tokens", "output_tokens")
+        return {
+            "id": run_id,
+            "account_id": self.account_id,
+            "agent_id": self.agent_id,
+            "name": self.name,
+            "status": "open",
+            "default_day": self.default_day,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+            "closed_at": None,
+            "last_call_at": None,
+            "cost_micros": 0,
+            **dict.fromkeys(counters, 0),
+        }
+
+
 class RunResolver:
     def __init__(self, store: Store, spool: EventSpool | None = None) -> None:
         """``spool``: where a run's creation waits while a long transaction holds SQLite's writer;
         without one, the run's first call waits for the writer."""
         self.store, self.spool = store, spool
         self._defaults: dict[tuple[str, str, str], str] = {}
-        #: Runs whose creation is spooled, by id: their account. A call naming one (a default
-        #: run's id came back in ``X-Krabs-Run``) is attached to it before it is written.
-        self._spooled: dict[str, str] = {}
+        #: Runs whose creation is spooled, by id. A call naming one (a default run's id came back
+        #: in ``X-Krabs-Run``) is attached to it before it is written.
+        self._spooled: dict[str, PendingRun] = {}
 
     def resolve(
         self, principal: Principal, run_id: str | None, *, create: bool = True
@@ -65,10 +97,15 @@ class RunResolver:
             with self._write() as conn:
                 make(conn)
         except WriterBusy:  # a long transaction holds SQLite's writer: made once it is free
-            self._spool(principal, run_id, make)
+            self._spool(principal, run_id, make, name)
+
+    def pending(self, account_id: str, run_id: str) -> dict[str, Any] | None:
+        """The account's run ``run_id`` as it will be written, while its creation is spooled."""
+        found = self._spooled.get(run_id)
+        return found.row(run_id) if found is not None and found.account_id == account_id else None
 
     def _named(self, principal: Principal, run_id: str) -> str:
-        if self._spooled.get(run_id) == principal.account_id:
+        if self.pending(principal.account_id, run_id) is not None:
             return run_id
         with self.store.connect(write=False) as conn:
             row = conn.execute(
@@ -150,7 +187,8 @@ class RunResolver:
 
         self._defaults[key] = run_id
         # Not written after all: the next call resolves the day's run afresh.
-        self._spool(principal, run_id, make, forget=lambda: self._defaults.pop(key, None))
+        forget = functools.partial(self._defaults.pop, key, None)
+        self._spool(principal, run_id, make, "default", key[2], forget)
         return run_id
 
     def _spool(
@@ -158,6 +196,8 @@ class RunResolver:
         principal: Principal,
         run_id: str,
         make: Callable[[sa.Connection], None],
+        name: str,
+        default_day: str | None = None,
         forget: Callable[[], object] | None = None,
     ) -> None:
         """Hand the run's creation (``make``) to the spool, which writes it before any later write
@@ -170,7 +210,9 @@ class RunResolver:
             if not written and forget is not None:
                 forget()
 
-        self._spooled[run_id] = principal.account_id
+        self._spooled[run_id] = PendingRun(
+            principal.account_id, principal.agent_id, name, default_day, utcnow()
+        )
         self.spool.put(SpooledRun(principal.account_id, run_id, make, settled))
 
 

@@ -82,9 +82,12 @@ async def run_stream(
     run_id: str,
     after_seq: int,
     options: StreamOptions | None = None,
+    *,
+    pending: bool = False,
 ) -> AsyncIterator[str]:
     """One run's events after ``after_seq``: history, then live; ends after a finished run's last
-    event. The caller has checked the run is the account's."""
+    event. The caller has checked the run is the account's; ``pending``: its creation is spooled
+    (``RunResolver.pending``), so it has no row yet and its events come once it is written."""
     options = options or StreamOptions()
     hub: Hub = hub_for(db)
     await hub.ensure_listening()
@@ -114,7 +117,9 @@ async def run_stream(
             yield chunk
         # Read after the history (in the same visit to the database): a run that ended after it
         # still has its last events coming from the hub, which this stream subscribed to first.
-        if state is None or (state[1] in TERMINAL and last >= state[0]):
+        if state is None and not pending:
+            return
+        if state is not None and state[1] in TERMINAL and last >= state[0]:
             return
         # Caught up: from here every event arrives as it happens (a tool that waits for a stream to
         # be live before it acts, such as bench/sse.py, waits for this comment).

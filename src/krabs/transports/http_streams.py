@@ -152,12 +152,15 @@ def stream_routes(
             with db.connect() as conn:
                 return last_seq(conn, principal.account_id, run_id) is not None
 
-        if len(run_id) > 64 or not await run_in_threadpool(exists):
+        pending = engine.runs.pending(principal.account_id, run_id) is not None
+        if len(run_id) > 64 or not (pending or await run_in_threadpool(exists)):
             err = KrabsError(
                 "not_found", f"no run with id {run_id[:80]!r} in this account", param="id"
             )
             return error_response(err, op=None, request_id=rid)
-        events = sse.run_stream(db, principal.account_id, run_id, after, stream_options())
+        events = sse.run_stream(
+            db, principal.account_id, run_id, after, stream_options(), pending=pending
+        )
         return StreamingResponse(
             events,
             media_type="text/event-stream",
