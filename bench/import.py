@@ -18,6 +18,7 @@ figure is also given as a ratio to what SQLite itself costs on this machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import resource
@@ -27,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -151,72 +151,67 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """One import in this process; prints a JSON line with the figures."""
-    import sqlalchemy as sa
+    from krabs.store.db import Store
 
+    data = Path(args.data_dir)
+    backend = args.backend[0]
+    with contextlib.ExitStack() as cleanup:
+        if backend == "sqlite":
+            store = Store(f"sqlite:///{data}/krabs.db")
+        else:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from bench.pg_schema import fresh_schema
+
+            store = Store(cleanup.enter_context(fresh_schema(args.pg_url)))
+        cleanup.callback(store.dispose)
+        _import_once(args, store, data, backend)
+
+
+def _import_once(args: argparse.Namespace, store: Any, data: Path, backend: str) -> None:
     from krabs.accounts import create_account
     from krabs.bulk.uploads import spool_file
     from krabs.config import Settings
     from krabs.engine import CallRequest, Engine
-    from krabs.store.db import Store
     from krabs.store.migrate import migrate
 
-    data = Path(args.data_dir)
-    schema = None
-    backend = args.backend[0]
-    if backend == "sqlite":
-        store = Store(f"sqlite:///{data}/krabs.db")
-    else:
-        schema = f"krabs_bench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        store = Store(f"{args.pg_url}?options=-csearch_path%3D{schema}")
-    try:
-        migrate(store)
-        engine = Engine(
-            store, Settings(data_dir=data, rate_limit_per_second=0, default_region="US")
+    migrate(store)
+    engine = Engine(store, Settings(data_dir=data, rate_limit_per_second=0, default_region="US"))
+    account = create_account(store, "bench")
+    base_rss = peak_rss_mb()
+    cpu0 = cpu_seconds()
+    started = time.perf_counter()
+    ref = spool_file(data, account.account_id, Path(args.csv), 1 << 40)
+    outcome = engine.call(
+        CallRequest(
+            op="contact.import_csv",
+            args={"upload": ref},
+            api_key=account.secret,
+            transport="bench",
         )
-        account = create_account(store, "bench")
-        base_rss = peak_rss_mb()
-        cpu0 = cpu_seconds()
-        started = time.perf_counter()
-        ref = spool_file(data, account.account_id, Path(args.csv), 1 << 40)
-        outcome = engine.call(
-            CallRequest(
-                op="contact.import_csv",
-                args={"upload": ref},
-                api_key=account.secret,
-                transport="bench",
-            )
+    )
+    seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu0
+    if outcome.error is not None:
+        raise SystemExit(f"import failed: {outcome.error.code}: {outcome.error.message}")
+    result = outcome.result or {}
+    print(
+        json.dumps(
+            {
+                "backend": backend,
+                "seconds": round(seconds, 2),
+                "cpu_seconds": round(cpu, 2),
+                # The importing process plus its CSV parser process (a large upload is parsed
+                # in a second process): the sum of both peaks, an upper bound.
+                "peak_rss_mb": round(peak_rss_mb() + parser_peak_rss_mb(), 1),
+                "parser_peak_rss_mb": round(parser_peak_rss_mb(), 1),
+                "rss_before_mb": round(base_rss, 1),
+                **{
+                    k: result.get(k)
+                    for k in ("rows", "created", "merged", "failed", "report_total")
+                },
+            }
         )
-        seconds = time.perf_counter() - started
-        cpu = cpu_seconds() - cpu0
-        if outcome.error is not None:
-            raise SystemExit(f"import failed: {outcome.error.code}: {outcome.error.message}")
-        result = outcome.result or {}
-        print(
-            json.dumps(
-                {
-                    "backend": backend,
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                    # The importing process plus its CSV parser process (a large upload is parsed
-                    # in a second process): the sum of both peaks, an upper bound.
-                    "peak_rss_mb": round(peak_rss_mb() + parser_peak_rss_mb(), 1),
-                    "parser_peak_rss_mb": round(parser_peak_rss_mb(), 1),
-                    "rss_before_mb": round(base_rss, 1),
-                    **{
-                        k: result.get(k)
-                        for k in ("rows", "created", "merged", "failed", "report_total")
-                    },
-                }
-            )
-        )
-    finally:
-        store.dispose()
-        if schema is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    )
 
 
 def baseline(args: argparse.Namespace) -> None:

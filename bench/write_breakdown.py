@@ -19,7 +19,6 @@ Run from the repo root: ``python bench/write_breakdown.py`` (see bench/README.md
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import os
 import shutil
@@ -27,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from bench.http_write import (  # noqa: E402
     run_load,
     smoke_check,
 )
+from bench.pg_schema import fresh_schema  # noqa: E402
 
 BATCH = 50
 STUB_DIR_ENV = "KRABS_BENCH_STUB_DIR"
@@ -84,17 +84,15 @@ def _request(i: int, tag: str) -> Any:
 def engine_us_per_write(rounds: int, batches: int, database_url: str | None = None) -> list[float]:
     """Microseconds per ``contact.create`` in group commits of ``BATCH`` (on PostgreSQL, which has
     no group commit, a transaction each), one figure per round."""
-    with (
-        tempfile.TemporaryDirectory(prefix="krabs-breakdown-") as tmp,
-        _schema(database_url) as url,
-    ):
+    schema = fresh_schema(database_url, "krabs_breakdown") if database_url else nullcontext(None)
+    with tempfile.TemporaryDirectory(prefix="krabs-breakdown-") as tmp, schema as url:
         engine = _engine(Path(tmp), url)
         counter = itertools.count()
 
         def batch() -> float:
             requests = [_request(next(counter), "engine") for _ in range(BATCH)]
             started = time.perf_counter()
-            grouped = engine.store.batch() if engine.store.is_sqlite else contextlib.nullcontext()
+            grouped = engine.store.batch() if engine.store.is_sqlite else nullcontext()
             with grouped:
                 for request in requests:
                     outcome = engine.call(request)
@@ -107,27 +105,6 @@ def engine_us_per_write(rounds: int, batches: int, database_url: str | None = No
         figures = [statistics.median(batch() for _ in range(batches)) for _ in range(rounds)]
         engine.store.dispose()
     return figures
-
-
-@contextlib.contextmanager
-def _schema(database_url: str | None) -> Iterator[str | None]:
-    """A fresh PostgreSQL schema on ``database_url`` for one engine run, dropped after it."""
-    if not database_url:
-        yield None
-        return
-    import sqlalchemy as sa
-
-    schema = f"krabs_breakdown_{os.getpid()}_{int(time.time())}"
-    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in database_url else "?"
-        yield f"{database_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def stub_app() -> Any:

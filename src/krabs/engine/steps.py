@@ -229,7 +229,8 @@ class Transaction:
     def __init__(
         self, store: Store, settings: Settings, keys: KeyCache, runs: RunResolver | None = None
     ) -> None:
-        self.store, self.settings, self.keys, self.runs = store, settings, keys, runs
+        self.store, self.settings, self.keys = store, settings, keys
+        self._pending_run = runs.pending if runs is not None else None
 
     def __call__(self, call: Call, next: Next) -> Outcome:
         for _attempt in range(3):
@@ -257,7 +258,7 @@ class Transaction:
                 default_region=self.settings.default_region,
                 data_dir=self.settings.data_dir,
                 signing_dir=self.settings.signing_dir,
-                pending_run=self.runs.pending if self.runs is not None else None,
+                pending_run=self._pending_run,
                 dry_run=call.dry_run,
             )
             try:
